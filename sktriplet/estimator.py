@@ -1,0 +1,474 @@
+"""TripletEmbedder: the scikit-learn estimator, where input is validated and fit runs.
+
+Keras is imported inside ``fit`` (and, for encoders that are not plain dense
+stacks, inside ``transform``), never when this module is imported.
+"""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .inference import DenseForward
+from .metrics import mean_average_precision_at_r
+from .mining import DISTANCES, MINING_STRATEGIES
+from .sampling import ClassBalancedSampler
+
+__all__ = ["TripletEmbedder"]
+
+_DEFAULT_N_COMPONENTS = 32
+_AUTO_BATCH_SIZE = 256
+_TRANSFORM_CHUNK = 4096
+# The metric that ranks neighbours as each training distance does.
+_RETRIEVAL_METRIC = {
+    "squared_euclidean": "euclidean",
+    "euclidean": "euclidean",
+    "cosine": "cosine",
+}
+
+
+class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Learn an embedding where same-label samples are close, with the triplet loss.
+
+    The embedding network ``f`` is trained on class-balanced batches of the
+    labelled data.  Within each batch, triplets of an anchor ``a``, a positive
+    ``p`` (same label) and a negative ``n`` (other label) are mined, and the loss
+    ``max(d(f(a), f(p)) - d(f(a), f(n)) + margin, 0)`` is averaged over them.
+    The learned embedding feeds nearest-neighbour classifiers, retrieval,
+    clustering and similarity search.
+
+    Read more in the :ref:`User Guide <user_guide>`.
+
+    Parameters
+    ----------
+    n_components : int, default=None
+        Size of the embedding.  None means 32 for the default encoder, and the
+        output size of ``encoder`` when one is given (an int must then match it).
+
+    hidden_layer_sizes : tuple of int, default=(256,)
+        Widths of the hidden ReLU layers of the default encoder.  Ignored when
+        ``encoder`` is given.
+
+    encoder : keras.Model or callable, default=None
+        The embedding network.  A Keras model is copied, with its weights, and the
+        copy is trained: the model passed in is never modified.  A callable is
+        called with no argument and must return a new Keras model.  None builds a
+        multilayer perceptron from ``hidden_layer_sizes``.
+
+    margin : float, default=0.5
+        The margin of the triplet loss, as in FaceNet and the Keras example.
+
+    mining : {"semihard", "hard", "all", "random"}, default="semihard"
+        Which triplets of each batch enter the loss: for each anchor-positive pair
+        the nearest negative farther than the positive (``"semihard"``); the
+        farthest positive and nearest negative of each anchor (``"hard"``); every
+        valid triplet (``"all"``); one random positive and negative per anchor
+        (``"random"``, the Keras example's scheme).
+
+    distance : {"squared_euclidean", "euclidean", "cosine"}, \
+            default="squared_euclidean"
+        The distance between embeddings in the loss, and the metric of ``score``.
+
+    normalize : bool, default=True
+        Scale each embedding to unit L2 norm (the last layer of the default
+        encoder; appended to a given encoder).
+
+    batch_size : int or "auto", default="auto"
+        Rows per training batch.  "auto" is 256, or the number of samples when
+        there are fewer.
+
+    samples_per_class : int, default=4
+        Least number of rows per class in a batch.  Each batch holds
+        ``batch_size // samples_per_class`` classes, or every class when there
+        are fewer, with more rows each.
+
+    epochs : int, default=50
+        Passes over the training data.
+
+    learning_rate : float, default=1e-3
+        Learning rate of the Adam optimiser.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weights, the batches and the random mining.  An int gives
+        bit-identical results on the CPU across calls, threads and processes.
+
+    verbose : int, default=0
+        0 is silent; 1 shows a progress bar per epoch; 2 one line per epoch.
+
+    Attributes
+    ----------
+    encoder_ : keras.Model
+        The fitted embedding network.
+
+    classes_ : ndarray of shape (n_classes,)
+        The labels seen in ``fit``.
+
+    n_components_ : int
+        Size of the embedding.
+
+    history_ : dict of str to list of float
+        Per-epoch training metrics: ``loss`` and ``active_fraction`` (the share of
+        mined triplets that still violate the margin).
+
+    n_iter_ : int
+        Number of epochs run.
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X`
+        has feature names that are all strings.
+
+    See Also
+    --------
+    sklearn.neighbors.NeighborhoodComponentsAnalysis : Linear metric learning.
+
+    References
+    ----------
+    .. [1] F. Schroff, D. Kalenichenko and J. Philbin, "FaceNet: A Unified
+       Embedding for Face Recognition and Clustering", CVPR 2015.
+    .. [2] A. Hermans, L. Beyer and B. Leibe, "In Defense of the Triplet Loss
+       for Person Re-Identification", arXiv:1703.07737, 2017.
+    .. [3] K. Musgrave, S. Belongie and S.-N. Lim, "A Metric Learning Reality
+       Check", ECCV 2020.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.model_selection import train_test_split
+    >>> from sklearn.neighbors import KNeighborsClassifier
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from sktriplet import TripletEmbedder
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X = StandardScaler().fit_transform(X)
+    >>> X_train, X_test, y_train, y_test = train_test_split(
+    ...     X, y, stratify=y, test_size=0.3, random_state=0)
+    >>> emb = TripletEmbedder(epochs=10, random_state=0).fit(X_train, y_train)
+    >>> emb.transform(X_test).shape
+    (540, 32)
+    >>> knn = KNeighborsClassifier(n_neighbors=1).fit(emb.transform(X_train), y_train)
+    >>> knn.score(emb.transform(X_test), y_test) > 0.95
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "hidden_layer_sizes": ["array-like"],
+        "encoder": [callable, None],
+        "margin": [Interval(Real, 0, None, closed="neither")],
+        "mining": [StrOptions(set(MINING_STRATEGIES))],
+        "distance": [StrOptions(set(DISTANCES))],
+        "normalize": ["boolean"],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 2, None, closed="left"),
+        ],
+        "samples_per_class": [Interval(Integral, 2, None, closed="left")],
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        n_components=None,
+        *,
+        hidden_layer_sizes=(256,),
+        encoder=None,
+        margin=0.5,
+        mining="semihard",
+        distance="squared_euclidean",
+        normalize=True,
+        batch_size="auto",
+        samples_per_class=4,
+        epochs=50,
+        learning_rate=1e-3,
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.encoder = encoder
+        self.margin = margin
+        self.mining = mining
+        self.distance = distance
+        self.normalize = normalize
+        self.batch_size = batch_size
+        self.samples_per_class = samples_per_class
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Learn the embedding from labelled data.
+
+        A failed fit leaves the estimator as it was before the call.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.  With a custom ``encoder``, any shape the encoder
+            accepts, such as (n_samples, height, width, channels) images.
+        y : array-like of shape (n_samples,)
+            Class labels; at least two classes, one of them with two or more
+            samples.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        before = dict(self.__dict__)
+        try:
+            return self._fit(X, y)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit(self, X, y):
+        # Validate the data and the labels.
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            dtype=[np.float32, np.float64],
+            ensure_min_samples=2,
+            allow_nd=self.encoder is not None,
+        )
+        hidden_layer_sizes = self._check_hidden_layer_sizes()
+        classes, y_codes = self._check_labels(y)
+        batch_size = self._check_batch_size(len(X))
+        rng = check_random_state(self.random_state)
+
+        # Build the encoder and the Siamese model around it.
+        encoder, n_components = self._build_encoder(
+            X.shape[1:], hidden_layer_sizes, rng
+        )
+        sampler = ClassBalancedSampler(y_codes, batch_size, self.samples_per_class, rng)
+        history = self._fit_model(encoder, X, y_codes, sampler, rng)
+
+        # Commit the fitted state only once training has succeeded.
+        self.encoder_ = encoder
+        self.classes_ = classes
+        self.n_components_ = n_components
+        self.history_ = history
+        self.n_iter_ = len(history["loss"])
+        self._forward = DenseForward.from_keras(encoder)
+        return self
+
+    def _check_hidden_layer_sizes(self) -> tuple[int, ...]:
+        sizes = np.ravel(np.asarray(self.hidden_layer_sizes, dtype=object))
+        if not all(isinstance(s, Integral) and s >= 1 for s in sizes):
+            raise ValueError(
+                "hidden_layer_sizes must be a sequence of positive integers. "
+                f"Received: hidden_layer_sizes={self.hidden_layer_sizes!r}"
+            )
+        return tuple(int(s) for s in sizes)
+
+    def _check_labels(self, y) -> tuple[np.ndarray, np.ndarray]:
+        check_classification_targets(y)
+        classes, y_codes, counts = np.unique(y, return_inverse=True, return_counts=True)
+        if len(classes) < 2:
+            raise ValueError(
+                "TripletEmbedder needs samples of at least two classes to form "
+                f"triplets; y has 1 class: {classes[0]!r}."
+            )
+        if counts.max() < 2:
+            raise ValueError(
+                "TripletEmbedder needs at least one class with two or more samples "
+                f"to form a positive pair; each of the {len(classes)} classes in y "
+                "has a single sample."
+            )
+        n_single = int(np.sum(counts == 1))
+        if n_single > 0.1 * len(classes):
+            warnings.warn(
+                f"{n_single} of the {len(classes)} classes in y have a single "
+                "sample: they serve only as negatives, never as anchors. "
+                "Gather more samples per class for a better embedding.",
+                UserWarning,
+                stacklevel=4,
+            )
+        return classes, y_codes.astype(np.int32)
+
+    def _check_batch_size(self, n_samples: int) -> int:
+        if self.batch_size == "auto":
+            return min(_AUTO_BATCH_SIZE, n_samples)
+        if self.batch_size > n_samples:
+            raise ValueError(
+                f"batch_size={self.batch_size} is larger than the {n_samples} "
+                "samples given; use a batch_size of at most n_samples, or "
+                'batch_size="auto".'
+            )
+        return self.batch_size
+
+    def _build_encoder(self, input_shape, hidden_layer_sizes, rng):
+        """The network to train, and its embedding size."""
+        import keras
+
+        from .keras import models
+
+        seed = int(rng.randint(np.iinfo(np.int32).max - 100))
+        if self.encoder is None:
+            n_components = self.n_components or _DEFAULT_N_COMPONENTS
+            encoder = models.build_mlp_encoder(
+                input_shape, hidden_layer_sizes, n_components, self.normalize, seed
+            )
+            return encoder, n_components
+
+        if isinstance(self.encoder, keras.Model):
+            encoder = models.copy_encoder(self.encoder)
+        else:
+            encoder = self.encoder()
+            if not isinstance(encoder, keras.Model):
+                raise TypeError(
+                    "encoder must be a keras.Model or a callable that returns one; "
+                    f"the callable returned {type(encoder).__name__}."
+                )
+        expected = (None, *input_shape)
+        if tuple(encoder.input_shape) != expected and not _shape_accepts(
+            encoder.input_shape, expected
+        ):
+            raise ValueError(
+                f"encoder expects inputs of shape {encoder.input_shape}, but X has "
+                f"samples of shape {tuple(input_shape)}."
+            )
+        dim = models.encoder_output_dim(encoder)
+        if dim is None:
+            raise ValueError(
+                "encoder must output one embedding vector per sample, of shape "
+                f"(batch, n_components); its output shape is {encoder.output_shape}. "
+                "End it with a pooling or Flatten layer and a Dense layer."
+            )
+        if self.n_components is not None and self.n_components != dim:
+            raise ValueError(
+                f"n_components={self.n_components} does not match the encoder's "
+                f"output size {dim}; set n_components=None or {dim}."
+            )
+        if self.normalize:
+            inputs = keras.Input(shape=encoder.input_shape[1:])
+            outputs = keras.layers.UnitNormalization()(encoder(inputs))
+            encoder = keras.Model(inputs, outputs, name="normalized_encoder")
+        return encoder, dim
+
+    def _fit_model(self, encoder, X, y_codes, sampler, rng) -> dict:
+        """Train ``encoder`` in a Siamese model; return the history as plain data."""
+        import keras
+
+        from .keras import models
+
+        model = models.SiameseModel(
+            encoder,
+            margin=self.margin,
+            mining=self.mining,
+            distance=self.distance,
+            seed=int(rng.randint(np.iinfo(np.int32).max)),
+        )
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
+        epochs = self.epochs
+
+        def batches():
+            for _ in range(epochs):
+                for rows in sampler.epoch():
+                    yield X[rows].astype(np.float32, copy=False), y_codes[rows]
+
+        fitted = model.fit(
+            batches(),
+            steps_per_epoch=sampler.n_batches,
+            epochs=epochs,
+            shuffle=False,  # the sampler already shuffles, with our own RNG
+            verbose=self.verbose,
+        )
+        return {k: [float(v) for v in values] for k, values in fitted.history.items()}
+
+    def transform(self, X):
+        """Embed ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data of the shape seen in ``fit``.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components_)
+            The embedding, float32 for float32 input and float64 otherwise.
+        """
+        check_is_fitted(self)
+        X = validate_data(
+            self,
+            X,
+            reset=False,
+            dtype=[np.float64, np.float32],
+            allow_nd=self.encoder is not None,
+        )
+        return self._embed(X)
+
+    def _embed(self, X: np.ndarray) -> np.ndarray:
+        if self._forward is not None:
+            return self._forward(X)
+        from .keras.models import as_numpy
+
+        chunks = [
+            as_numpy(
+                self.encoder_(
+                    X[i : i + _TRANSFORM_CHUNK].astype(np.float32), training=False
+                )
+            )
+            for i in range(0, len(X), _TRANSFORM_CHUNK)
+        ]
+        return np.concatenate(chunks).astype(X.dtype, copy=False)
+
+    def score(self, X, y):
+        """Mean average precision at R of leave-one-out retrieval in the embedding.
+
+        Higher is better, and it does not depend on ``margin``, so that model
+        selection over ``margin`` compares like with like.  See
+        :func:`sktriplet.metrics.mean_average_precision_at_r`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        score : float
+            MAP@R in ``[0, 1]``.
+        """
+        return mean_average_precision_at_r(
+            self.transform(X), y, metric=_RETRIEVAL_METRIC[self.distance]
+        )
+
+    @property
+    def _n_features_out(self) -> int:
+        return self.n_components_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+def _shape_accepts(model_shape, data_shape) -> bool:
+    """Whether data of ``data_shape`` fits a model input of ``model_shape``."""
+    if isinstance(model_shape, list) or len(model_shape) != len(data_shape):
+        return False
+    return all(m is None or m == d for m, d in zip(model_shape[1:], data_shape[1:]))

@@ -1,0 +1,158 @@
+"""Keras models: the Siamese training model and the default encoders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+from keras import ops
+
+from .losses import triplet_loss
+
+__all__ = ["SiameseModel", "build_mlp_encoder", "copy_encoder"]
+
+
+def _scale_per_replica(loss):
+    """Divide ``loss`` by the replicas of a ``tf.distribute`` strategy.
+
+    Each replica's gradients are summed across replicas, so each replica's loss is
+    its share of the global mean.  Only the TensorFlow backend distributes this way.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return loss
+    import tensorflow as tf
+
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss if replicas == 1 else loss / replicas
+
+
+@keras.saving.register_keras_serializable(package="sktriplet")
+class SiameseModel(keras.Model):
+    """An embedding network trained with the triplet loss on labelled batches.
+
+    ``L(A, P, N) = max(d(f(A), f(P)) - d(f(A), f(N)) + margin, 0)``, averaged over
+    the triplets that ``mining`` selects in each batch of ``(x, labels)``.  Unlike
+    the Keras example it grows from, the anchor, positive and negative are not
+    three inputs: they are mined among the rows of each batch, so one forward pass
+    of the encoder serves every triplet of the batch.
+
+    Train it with ``model.fit(x, labels)`` where each batch holds several rows per
+    class (see :class:`sktriplet.sampling.ClassBalancedSampler`).  Besides
+    ``loss``, it tracks ``active_fraction``: the share of selected triplets that
+    still violate the margin.
+
+    Parameters
+    ----------
+    encoder : keras.Model
+        The embedding network ``f``.
+    margin : float, default=0.5
+    mining : {"random", "all", "hard", "semihard"}, default="semihard"
+    distance : {"squared_euclidean", "euclidean", "cosine"}, default="squared_euclidean"
+    seed : int, optional
+        Seed of the randomness of ``mining="random"``.
+    """
+
+    def __init__(
+        self,
+        encoder: keras.Model,
+        margin: float = 0.5,
+        mining: str = "semihard",
+        distance: str = "squared_euclidean",
+        seed: int | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.margin = margin
+        self.mining = mining
+        self.distance = distance
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.active_tracker = keras.metrics.Mean(name="active_fraction")
+
+    def call(self, inputs, training=None):
+        return self.encoder(inputs, training=training)
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        loss, active_fraction = triplet_loss(
+            y, y_pred, self.margin, self.mining, self.distance, self.seed_generator
+        )
+        self.active_tracker.update_state(active_fraction)
+        for extra in self.losses:  # regularisers of the encoder
+            loss = loss + ops.cast(extra, loss.dtype)
+        return _scale_per_replica(loss)
+
+    def get_config(self) -> dict:
+        return {
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "margin": self.margin,
+            "mining": self.mining,
+            "distance": self.distance,
+            "seed": self.seed,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> SiameseModel:
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        return cls(**config)
+
+
+def build_mlp_encoder(
+    input_shape: Sequence[int],
+    hidden_layer_sizes: Sequence[int],
+    n_components: int,
+    normalize: bool,
+    seed: int,
+) -> keras.Model:
+    """The default encoder: a ReLU multilayer perceptron, optionally L2-normalised.
+
+    Each layer's initializer is seeded from ``seed``, so that the same seed builds
+    the same weights in any thread or process, whatever the global Keras seed.
+    """
+    inputs = keras.Input(shape=tuple(input_shape), name="features")
+    h = inputs
+    for i, width in enumerate(hidden_layer_sizes):
+        h = keras.layers.Dense(
+            width,
+            activation="relu",
+            kernel_initializer=keras.initializers.HeUniform(seed=seed + i),
+            name=f"hidden_{i}",
+        )(h)
+    h = keras.layers.Dense(
+        n_components,
+        kernel_initializer=keras.initializers.GlorotUniform(
+            seed=seed + len(hidden_layer_sizes)
+        ),
+        name="embedding",
+    )(h)
+    if normalize:
+        h = keras.layers.UnitNormalization(name="l2_normalize")(h)
+    return keras.Model(inputs, h, name="mlp_encoder")
+
+
+def copy_encoder(encoder: keras.Model) -> keras.Model:
+    """A new model with the architecture and current weights of ``encoder``.
+
+    The user's model is never trained in place: training the copy leaves it as
+    it was, pretrained weights included.
+    """
+    copy = keras.models.clone_model(encoder)
+    copy.set_weights(encoder.get_weights())
+    return copy
+
+
+def encoder_output_dim(encoder: keras.Model) -> int | None:
+    """The embedding size of ``encoder``, or None when its output is not 2-D."""
+    shape = encoder.output_shape
+    if isinstance(shape, list) or len(shape) != 2:
+        return None
+    return shape[1]
+
+
+def as_numpy(x) -> np.ndarray:
+    return np.asarray(keras.ops.convert_to_numpy(x))

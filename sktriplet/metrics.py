@@ -1,0 +1,133 @@
+"""Retrieval metrics for embeddings: MAP@R, R-precision and precision@1.
+
+Each sample of ``X`` in turn is the query; the other samples, ranked by their
+distance to it, are the database (leave-one-out retrieval).  A retrieved sample is
+relevant when it has the query's label, and ``R`` is the number of other samples
+that have it.  Queries whose label no other sample has (``R = 0``) cannot retrieve
+anything relevant and are left out of every metric.
+
+See Musgrave, Belongie and Lim, "A Metric Learning Reality Check", ECCV 2020, for
+why MAP@R is more informative than precision@1 or recall@k.
+
+This module is pure numpy and scikit-learn; it never imports Keras.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import pairwise_distances_chunked
+from sklearn.utils import check_X_y
+
+__all__ = ["mean_average_precision_at_r", "precision_at_1", "r_precision"]
+
+
+def _ranked_relevance(X, y, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Relevance of the ``max(R)`` nearest other samples of each query.
+
+    Returns
+    -------
+    relevant : ndarray of bool, shape (n_queries, max_r)
+        ``relevant[i, k]``: the ``k``-th nearest neighbour of query ``i`` shares
+        its label.  Only queries with ``R >= 1`` are kept.
+    r : ndarray of int, shape (n_queries,)
+        ``R`` for each kept query.
+    """
+    X, y = check_X_y(X, y, dtype=[np.float64, np.float32], y_numeric=False)
+    _, y_codes, counts = np.unique(y, return_inverse=True, return_counts=True)
+    r = counts[y_codes] - 1
+    keep = r >= 1
+    if not keep.any():
+        raise ValueError(
+            "Retrieval metrics need at least one label shared by two or more "
+            f"samples; every one of the {len(y)} labels given is unique."
+        )
+    max_r = int(r.max())
+
+    def nearest_relevance(dist_chunk: np.ndarray, start: int) -> np.ndarray:
+        rows = np.arange(start, start + len(dist_chunk))
+        dist_chunk[np.arange(len(dist_chunk)), rows] = np.inf  # never retrieve self
+        order = np.argsort(dist_chunk, axis=1, kind="stable")[:, :max_r]
+        return y_codes[order] == y_codes[rows, None]
+
+    relevant = np.vstack(
+        list(
+            pairwise_distances_chunked(X, reduce_func=nearest_relevance, metric=metric)
+        )
+    )
+    return relevant[keep], r[keep]
+
+
+def _within_r(relevant: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``relevant`` with every rank past each query's ``R`` set to False."""
+    return relevant & (np.arange(relevant.shape[1]) < r[:, None])
+
+
+def mean_average_precision_at_r(X, y, *, metric: str = "euclidean") -> float:
+    """Mean average precision at R (MAP@R) of leave-one-out retrieval.
+
+    For a query with ``R`` other samples of its label, ``AP@R = (1/R) *
+    sum_{k <= R} P(k) * rel(k)``, where ``P(k)`` is the precision among the
+    ``k`` nearest neighbours and ``rel(k)`` says whether the ``k``-th is
+    relevant.  MAP@R averages this over the queries.  It is 1 only when, for
+    every query, all same-label samples are nearer than any other sample.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Embeddings (or any feature vectors).
+    y : array-like of shape (n_samples,)
+        Labels.
+    metric : str, default="euclidean"
+        Any metric accepted by :func:`sklearn.metrics.pairwise_distances`.
+
+    Returns
+    -------
+    float
+        MAP@R in ``[0, 1]``, higher is better.
+
+    Examples
+    --------
+    >>> from sktriplet.metrics import mean_average_precision_at_r
+    >>> X = [[0.0], [1.0], [2.5], [3.0], [4.5], [9.0]]
+    >>> y = [0, 0, 1, 0, 1, 1]
+    >>> round(mean_average_precision_at_r(X, y), 4)
+    0.2917
+    """
+    relevant, r = _ranked_relevance(X, y, metric)
+    hits = _within_r(relevant, r)
+    precision_at_k = np.cumsum(hits, axis=1) / np.arange(1, hits.shape[1] + 1)
+    return float(np.mean(np.sum(precision_at_k * hits, axis=1) / r))
+
+
+def r_precision(X, y, *, metric: str = "euclidean") -> float:
+    """Mean R-precision: the share of relevant samples among the ``R`` nearest.
+
+    Parameters and the meaning of ``R`` are as in
+    :func:`mean_average_precision_at_r`.
+
+    Examples
+    --------
+    >>> from sktriplet.metrics import r_precision
+    >>> X = [[0.0], [1.0], [2.5], [3.0], [4.5], [9.0]]
+    >>> round(r_precision(X, [0, 0, 1, 0, 1, 1]), 4)
+    0.3333
+    """
+    relevant, r = _ranked_relevance(X, y, metric)
+    return float(np.mean(np.sum(_within_r(relevant, r), axis=1) / r))
+
+
+def precision_at_1(X, y, *, metric: str = "euclidean") -> float:
+    """Share of queries whose nearest other sample has the query's label.
+
+    This is the leave-one-out accuracy of a 1-nearest-neighbour classifier,
+    counted over the queries whose label some other sample shares.
+
+    Examples
+    --------
+    >>> from sktriplet.metrics import precision_at_1
+    >>> X = [[0.0], [1.0], [2.5], [3.0], [4.5], [9.0]]
+    >>> precision_at_1(X, [0, 0, 1, 0, 1, 1])
+    0.5
+    """
+    relevant, _ = _ranked_relevance(X, y, metric)
+    return float(np.mean(relevant[:, 0]))

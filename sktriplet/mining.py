@@ -1,0 +1,215 @@
+"""Triplet mining: where the triplets of a batch are chosen (numpy reference).
+
+Every miner takes the labels of a batch (and, when it looks at the geometry, the
+pairwise distances of its embeddings) and returns ``(anchor_idx, positive_idx,
+negative_idx)``: three integer arrays of equal length, one entry per triplet.  That
+triple is exactly the input of :func:`triplet_margin_loss`.
+
+These functions are the reference implementation.  The Keras loss in
+:mod:`sktriplet.keras.losses` mines the same triplets with ``keras.ops`` inside the
+training step, and the test suite holds it to these functions on fixed inputs.
+This module is pure numpy; it never imports Keras.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "DISTANCES",
+    "MINING_STRATEGIES",
+    "all_triplets",
+    "hard_triplets",
+    "mine_triplets",
+    "pairwise_distances",
+    "random_triplets",
+    "semihard_triplets",
+    "triplet_margin_loss",
+]
+
+DISTANCES = ("squared_euclidean", "euclidean", "cosine")
+MINING_STRATEGIES = ("random", "all", "hard", "semihard")
+
+Triplets = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def pairwise_distances(embeddings: np.ndarray, distance: str = "squared_euclidean"):
+    """Distances between all rows of ``embeddings``, shape ``(n, n)``.
+
+    Parameters
+    ----------
+    embeddings : ndarray of shape (n, d)
+    distance : {"squared_euclidean", "euclidean", "cosine"}
+        ``"cosine"`` is ``1 - cos(angle)``, in ``[0, 2]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pairwise_distances(np.array([[0.0, 0.0], [3.0, 4.0]]), "euclidean")
+    array([[0., 5.],
+           [5., 0.]])
+    """
+    e = np.asarray(embeddings, dtype=np.float64)
+    if distance == "cosine":
+        e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+        return np.maximum(1.0 - e @ e.T, 0.0)
+    sq = np.sum(e * e, axis=1)
+    d2 = np.maximum(sq[:, None] - 2.0 * (e @ e.T) + sq[None, :], 0.0)
+    np.fill_diagonal(d2, 0.0)
+    if distance == "squared_euclidean":
+        return d2
+    if distance == "euclidean":
+        return np.sqrt(d2)
+    raise ValueError(f"distance must be one of {DISTANCES}. Received: {distance!r}")
+
+
+def _pair_masks(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``positive[i, j]``: same label, ``i != j``; ``negative[i, j]``: other label."""
+    labels = np.asarray(labels)
+    same = labels[:, None] == labels[None, :]
+    return same & ~np.eye(len(labels), dtype=bool), ~same
+
+
+def _valid_anchors(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(positive.any(axis=1) & negative.any(axis=1))
+
+
+def _as_triplets(a, p, n) -> Triplets:
+    return tuple(np.asarray(v, dtype=np.intp) for v in (a, p, n))
+
+
+def all_triplets(labels: np.ndarray) -> Triplets:
+    """Every valid triplet: ``labels[a] == labels[p] != labels[n]``, ``a != p``.
+
+    Examples
+    --------
+    >>> a, p, n = all_triplets([0, 0, 1])
+    >>> list(zip(a.tolist(), p.tolist(), n.tolist()))
+    [(0, 1, 2), (1, 0, 2)]
+    """
+    positive, negative = _pair_masks(labels)
+    a, p, n = np.nonzero(positive[:, :, None] & negative[:, None, :])
+    return _as_triplets(a, p, n)
+
+
+def random_triplets(
+    labels: np.ndarray, random_state: np.random.RandomState
+) -> Triplets:
+    """One uniformly random positive and negative per valid anchor (the seed's scheme).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a, p, n = random_triplets([0, 0, 1, 1], np.random.RandomState(0))
+    >>> a.tolist(), p.tolist()
+    ([0, 1, 2, 3], [1, 0, 3, 2])
+    """
+    positive, negative = _pair_masks(labels)
+    anchors = _valid_anchors(positive, negative)
+    p = [random_state.choice(np.flatnonzero(positive[i])) for i in anchors]
+    n = [random_state.choice(np.flatnonzero(negative[i])) for i in anchors]
+    return _as_triplets(anchors, p, n)
+
+
+def hard_triplets(labels: np.ndarray, distances: np.ndarray) -> Triplets:
+    """Per anchor, the farthest positive and the closest negative (batch hard).
+
+    Hermans, Beyer and Leibe, "In Defense of the Triplet Loss for Person
+    Re-Identification", 2017.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[0.0], [1.0], [3.0], [1.5], [4.0]])
+    >>> a, p, n = hard_triplets([0, 0, 0, 1, 1], pairwise_distances(x))
+    >>> p.tolist(), n.tolist()
+    ([2, 2, 0, 4, 3], [3, 3, 4, 1, 2])
+    """
+    positive, negative = _pair_masks(labels)
+    distances = np.asarray(distances)
+    anchors = _valid_anchors(positive, negative)
+    p = np.argmax(np.where(positive, distances, -np.inf), axis=1)
+    n = np.argmin(np.where(negative, distances, np.inf), axis=1)
+    return _as_triplets(anchors, p[anchors], n[anchors])
+
+
+def semihard_triplets(labels: np.ndarray, distances: np.ndarray) -> Triplets:
+    """Per anchor-positive pair, the closest negative farther than the positive.
+
+    Schroff, Kalenichenko and Philbin, "FaceNet", 2015.  When every negative of
+    the anchor is at most as far as the positive, the pair falls back to the
+    farthest of those negatives: the least hard of the hard ones.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[0.0], [1.0], [0.4], [2.2]])
+    >>> a, p, n = semihard_triplets([0, 0, 1, 1], pairwise_distances(x))
+    >>> list(zip(a.tolist(), p.tolist(), n.tolist()))
+    [(0, 1, 3), (1, 0, 3), (2, 3, 1), (3, 2, 0)]
+    """
+    positive, negative = _pair_masks(labels)
+    distances = np.asarray(distances)
+    triplets = []
+    for a in _valid_anchors(positive, negative):
+        negatives = np.flatnonzero(negative[a])
+        an_dist = distances[a, negatives]
+        for p in np.flatnonzero(positive[a]):
+            farther = an_dist > distances[a, p]
+            if farther.any():
+                choice = np.flatnonzero(farther)[np.argmin(an_dist[farther])]
+            else:
+                choice = np.argmax(an_dist)
+            triplets.append((a, p, negatives[choice]))
+    if not triplets:
+        return _as_triplets([], [], [])
+    return _as_triplets(*zip(*triplets))
+
+
+def mine_triplets(
+    labels: np.ndarray,
+    distances: np.ndarray | None = None,
+    mining: str = "semihard",
+    random_state: np.random.RandomState | None = None,
+) -> Triplets:
+    """Dispatch to the miner named by ``mining`` (one of :data:`MINING_STRATEGIES`)."""
+    if mining == "all":
+        return all_triplets(labels)
+    if mining == "random":
+        return random_triplets(labels, random_state or np.random.RandomState(0))
+    if mining == "hard":
+        return hard_triplets(labels, distances)
+    if mining == "semihard":
+        return semihard_triplets(labels, distances)
+    raise ValueError(
+        f"mining must be one of {MINING_STRATEGIES}. Received: mining={mining!r}"
+    )
+
+
+def triplet_margin_loss(
+    distances: np.ndarray, triplets: Triplets, margin: float
+) -> tuple[float, float]:
+    """Mean of ``max(d(a, p) - d(a, n) + margin, 0)`` over ``triplets``.
+
+    Returns
+    -------
+    loss : float
+        The mean hinge over the triplets (0 when there is none).
+    active_fraction : float
+        The fraction of triplets that still violate the margin.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> d = np.array([[0.0, 1.0, 1.25], [1.0, 0.0, 3.0], [1.25, 3.0, 0.0]])
+    >>> triplet_margin_loss(d, (np.array([0, 1]), np.array([1, 0]),
+    ...                         np.array([2, 2])), margin=0.5)
+    (0.125, 0.5)
+    """
+    a, p, n = triplets
+    if len(a) == 0:
+        return 0.0, 0.0
+    ap_dist = distances[a, p]
+    an_dist = distances[a, n]
+    hinge = np.maximum(ap_dist - an_dist + margin, 0.0)
+    return float(np.mean(hinge)), float(np.mean(hinge > 0))

@@ -1,0 +1,144 @@
+"""Class-balanced batch sampling: where the rows of each training batch are chosen.
+
+A triplet needs an anchor, a positive of the same class and a negative of another
+class, so a batch of rows drawn uniformly at random can hold no positive at all when
+classes are many or small.  :class:`ClassBalancedSampler` builds every batch from
+``P`` classes times ``K`` rows per class (the "PK" layout of Hermans et al., 2017),
+which guarantees positives and negatives in every batch.
+
+This module is pure numpy; it never imports Keras.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["ClassBalancedSampler"]
+
+
+class _CyclingPool:
+    """Hands out the items of ``items`` in shuffled order, reshuffling when spent.
+
+    Every item is handed out once before any item is handed out twice, so rows of
+    small and large classes are all used evenly over an epoch.
+    """
+
+    def __init__(self, items: np.ndarray, rng: np.random.RandomState) -> None:
+        self._items = np.asarray(items)
+        self._rng = rng
+        self._order = rng.permutation(self._items)
+        self._pos = 0
+
+    def take(self, k: int, distinct: bool = False) -> np.ndarray:
+        """The next ``k`` items; with ``distinct``, no item twice (``k <= len``)."""
+        out = []
+        while k > 0:
+            if self._pos == len(self._order):
+                order = self._rng.permutation(self._items)
+                if distinct and out:
+                    # Items already in this draw go to the end of the new cycle.
+                    seen = np.isin(order, np.concatenate(out))
+                    order = np.concatenate([order[~seen], order[seen]])
+                self._order = order
+                self._pos = 0
+            chunk = self._order[self._pos : self._pos + k]
+            self._pos += len(chunk)
+            k -= len(chunk)
+            out.append(chunk)
+        return np.concatenate(out)
+
+
+class ClassBalancedSampler:
+    """Draws batches of ``n_groups`` classes times ``samples_per_group`` rows.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,)
+        Integer class labels, ``0 .. n_classes - 1``.
+    batch_size : int
+        Upper bound on the rows per batch.  The batch holds
+        ``n_groups * samples_per_group <= batch_size`` rows.
+    samples_per_class : int
+        The least number of rows drawn per class (``K``).  When there are fewer
+        classes than ``batch_size // samples_per_class``, every class in the
+        batch gets more rows so that the batch stays full.
+    random_state : numpy.random.RandomState
+        The only source of randomness.
+
+    Attributes
+    ----------
+    n_groups : int
+        Class groups per batch (``P``).
+    samples_per_group : int
+        Rows per group (``K`` after filling the batch).
+    batch_rows : int
+        Rows per batch, ``n_groups * samples_per_group``.
+
+    Notes
+    -----
+    Classes with a single sample cannot provide a positive pair.  They are pooled
+    into one extra group of distinct singleton rows, so that they still serve as
+    negatives for the other classes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktriplet.sampling import ClassBalancedSampler
+    >>> y = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 2])
+    >>> sampler = ClassBalancedSampler(y, batch_size=6, samples_per_class=2,
+    ...                                random_state=np.random.RandomState(0))
+    >>> sampler.n_groups, sampler.samples_per_group
+    (3, 2)
+    >>> batches = sampler.epoch()
+    >>> batches.shape
+    (1, 6)
+    >>> np.bincount(y[batches[0]]).tolist()
+    [2, 2, 2]
+    """
+
+    def __init__(
+        self,
+        y: np.ndarray,
+        batch_size: int,
+        samples_per_class: int,
+        random_state: np.random.RandomState,
+    ) -> None:
+        y = np.asarray(y)
+        counts = np.bincount(y)
+        members = {c: np.flatnonzero(y == c) for c in np.flatnonzero(counts)}
+        eligible = [c for c, rows in members.items() if len(rows) >= 2]
+        singletons = np.array(
+            [rows[0] for rows in members.values() if len(rows) == 1], dtype=np.intp
+        )
+        if not eligible:
+            raise ValueError(
+                "No class has two or more samples, so no positive pair exists; "
+                "a triplet needs at least one class with two or more samples."
+            )
+        n_extra = 1 if len(singletons) else 0
+        # At least two groups, so that every batch holds negatives.
+        n_groups = min(len(eligible) + n_extra, max(batch_size // samples_per_class, 2))
+        self.n_groups = n_groups
+        self.samples_per_group = max(batch_size // n_groups, 1)
+        self.batch_rows = self.n_groups * self.samples_per_group
+        self.n_batches = max(len(y) // self.batch_rows, 1)
+
+        self._n_class_groups = n_groups - n_extra
+        self._classes = _CyclingPool(np.array(eligible), random_state)
+        self._rows = {c: _CyclingPool(members[c], random_state) for c in eligible}
+        self._singletons = _CyclingPool(singletons, random_state) if n_extra else None
+
+    def batch(self) -> np.ndarray:
+        """Row indices of one batch, shape ``(batch_rows,)``, grouped by class."""
+        k = self.samples_per_group
+        groups = [
+            self._rows[c].take(k)
+            for c in self._classes.take(self._n_class_groups, distinct=True)
+        ]
+        if self._singletons is not None:
+            groups.append(self._singletons.take(k))
+        return np.concatenate(groups)
+
+    def epoch(self) -> np.ndarray:
+        """Row indices of one epoch, shape ``(n_batches, batch_rows)``."""
+        return np.stack([self.batch() for _ in range(self.n_batches)])

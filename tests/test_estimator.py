@@ -1,0 +1,295 @@
+"""Behaviour of TripletEmbedder: one behaviour per test."""
+
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.exceptions import NotFittedError
+from sklearn.neighbors import KNeighborsClassifier
+
+from sktriplet import TripletEmbedder
+from sktriplet.metrics import mean_average_precision_at_r
+
+QUICK = dict(epochs=3, hidden_layer_sizes=(32,), random_state=0)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0)[:400], y[:400]
+
+
+def test_import_does_not_load_the_framework():
+    code = textwrap.dedent(
+        """
+        import sys, sktriplet
+        frameworks = ("tensorflow", "keras", "jax", "torch")
+        print(",".join(m for m in frameworks if m in sys.modules))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
+
+
+def test_toy_problem_pulls_classes_apart():
+    """Two interleaved classes on a line become separable in the embedding."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(80, 2))
+    y = (X[:, 0] * X[:, 1] > 0).astype(int)  # XOR: no linear map separates it
+    emb = TripletEmbedder(epochs=60, hidden_layer_sizes=(32,), random_state=0).fit(X, y)
+    E = emb.transform(X)
+    assert mean_average_precision_at_r(E, y) > mean_average_precision_at_r(X, y) + 0.2
+    nearest = KNeighborsClassifier(n_neighbors=1).fit(E, y).kneighbors(E, 2)[1][:, 1]
+    assert np.mean(y[nearest] == y) > 0.9
+
+
+@pytest.mark.parametrize("mining", ["semihard", "hard", "all", "random"])
+def test_every_mining_strategy_learns(digits, mining):
+    X, y = digits
+    emb = TripletEmbedder(mining=mining, epochs=30, random_state=0).fit(X, y)
+    assert emb.score(X, y) > mean_average_precision_at_r(X, y)
+
+
+@pytest.mark.parametrize("distance", ["squared_euclidean", "euclidean", "cosine"])
+def test_every_distance_learns(digits, distance):
+    X, y = digits
+    emb = TripletEmbedder(distance=distance, epochs=30, random_state=0).fit(X, y)
+    assert emb.score(X, y) > mean_average_precision_at_r(X, y)
+
+
+def test_fitted_attributes(digits):
+    X, y = digits
+    emb = TripletEmbedder(n_components=8, **QUICK).fit(X, y)
+    assert emb.n_components_ == 8
+    assert emb.n_features_in_ == 64
+    np.testing.assert_array_equal(emb.classes_, np.arange(10))
+    assert emb.n_iter_ == 3
+    assert set(emb.history_) == {"loss", "active_fraction"}
+    assert all(
+        len(v) == 3 and all(type(x) is float for x in v) for v in emb.history_.values()
+    )
+
+
+def test_normalize_gives_unit_vectors(digits):
+    X, y = digits
+    E = TripletEmbedder(**QUICK).fit(X, y).transform(X)
+    np.testing.assert_allclose(np.linalg.norm(E, axis=1), 1.0, rtol=1e-5)
+    E = TripletEmbedder(normalize=False, **QUICK).fit(X, y).transform(X)
+    assert not np.allclose(np.linalg.norm(E, axis=1), 1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transform_keeps_float_dtype(digits, dtype):
+    X, y = digits
+    emb = TripletEmbedder(**QUICK).fit(X, y)
+    assert emb.transform(X.astype(dtype)).dtype == dtype
+
+
+def test_fast_transform_matches_the_keras_model(digits):
+    X, y = digits
+    emb = TripletEmbedder(hidden_layer_sizes=(32, 16), epochs=2, random_state=0).fit(
+        X, y
+    )
+    keras_out = np.asarray(emb.encoder_(X.astype(np.float32), training=False))
+    np.testing.assert_allclose(
+        emb.transform(X.astype(np.float32)), keras_out, atol=1e-5
+    )
+
+
+def test_same_random_state_is_bit_identical_across_processes(digits, tmp_path):
+    X, y = digits
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    code = textwrap.dedent(
+        f"""
+        import numpy as np
+        from sktriplet import TripletEmbedder
+        X = np.load({str(tmp_path / "X.npy")!r})
+        y = np.load({str(tmp_path / "y.npy")!r})
+        emb = TripletEmbedder(epochs=3, hidden_layer_sizes=(32,), random_state=0)
+        E = emb.fit(X, y).transform(X)
+        np.save({str(tmp_path / "E.npy")!r}, E)
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    here = TripletEmbedder(**QUICK).fit(X, y).transform(X)
+    np.testing.assert_array_equal(np.load(tmp_path / "E.npy"), here)
+
+
+def test_different_random_states_differ(digits):
+    X, y = digits
+    a = TripletEmbedder(**QUICK).fit(X, y).transform(X)
+    b = TripletEmbedder(**{**QUICK, "random_state": 1}).fit(X, y).transform(X)
+    assert not np.allclose(a, b)
+
+
+def test_string_labels(digits):
+    X, y = digits
+    names = np.array(
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    )
+    emb = TripletEmbedder(**QUICK).fit(X, names[y])
+    np.testing.assert_array_equal(emb.classes_, np.sort(names))
+    E_int = TripletEmbedder(**QUICK).fit(X, y).transform(X)
+    assert emb.transform(X).shape == E_int.shape
+    assert 0.0 < emb.score(X, names[y]) <= 1.0
+
+
+def test_pandas_keeps_feature_names_and_set_output(digits):
+    pd = pytest.importorskip("pandas")
+    X, y = digits
+    df = pd.DataFrame(X, columns=[f"pixel_{i}" for i in range(64)])
+    emb = TripletEmbedder(n_components=4, **QUICK).fit(df, y)
+    np.testing.assert_array_equal(emb.feature_names_in_, df.columns)
+    names = emb.get_feature_names_out()
+    assert names.tolist() == [f"tripletembedder{i}" for i in range(4)]
+    out = emb.set_output(transform="pandas").transform(df)
+    assert isinstance(out, pd.DataFrame) and out.columns.tolist() == names.tolist()
+
+
+def test_clone_gives_an_unfitted_copy_with_the_same_params(digits):
+    X, y = digits
+    emb = TripletEmbedder(margin=0.2, mining="hard", **QUICK).fit(X, y)
+    copy = clone(emb)
+    assert copy.get_params() == emb.get_params()
+    with pytest.raises(NotFittedError):
+        copy.transform(X)
+
+
+def test_score_does_not_depend_on_margin(digits):
+    """score is MAP@R of the embedding, the same function of it for every margin."""
+    X, y = digits
+    emb = TripletEmbedder(**QUICK).fit(X, y)
+    before = emb.score(X, y)
+    emb.margin = 5.0  # changes training only, not how an embedding is scored
+    assert emb.score(X, y) == before
+    assert before == mean_average_precision_at_r(emb.transform(X), y)
+
+
+def test_transform_before_fit_raises(digits):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        TripletEmbedder().transform(digits[0])
+
+
+def test_single_class_raises(digits):
+    X, _ = digits
+    with pytest.raises(ValueError, match="at least two classes"):
+        TripletEmbedder(**QUICK).fit(X[:20], np.zeros(20))
+
+
+def test_no_positive_pair_raises(digits):
+    X, _ = digits
+    with pytest.raises(ValueError, match="at least one class with two or more samples"):
+        TripletEmbedder(**QUICK).fit(X[:10], np.arange(10))
+
+
+def test_singleton_classes_serve_as_negatives_with_a_warning(digits):
+    X, y = digits
+    y = y.copy()
+    y[:30] = np.arange(100, 130)  # 30 classes of one sample each
+    with pytest.warns(
+        UserWarning, match="30 of the 40 classes in y have a single sample"
+    ):
+        emb = TripletEmbedder(**QUICK).fit(X, y)
+    assert emb.transform(X).shape == (400, 32)
+
+
+def test_batch_larger_than_data_raises(digits):
+    X, y = digits
+    msg = "batch_size=512 is larger than the 400 samples given"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        TripletEmbedder(batch_size=512, **QUICK).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "params, name",
+    [
+        ({"margin": 0}, "margin"),
+        ({"margin": -1.0}, "margin"),
+        ({"mining": "hardest"}, "mining"),
+        ({"distance": "manhattan"}, "distance"),
+        ({"epochs": 0}, "epochs"),
+        ({"n_components": 0}, "n_components"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"samples_per_class": 1}, "samples_per_class"),
+        ({"batch_size": 1}, "batch_size"),
+    ],
+)
+def test_invalid_parameter_names_the_parameter(digits, params, name):
+    X, y = digits
+    with pytest.raises(ValueError, match=f"The '{name}' parameter of TripletEmbedder"):
+        TripletEmbedder(**params).fit(X, y)
+
+
+def test_invalid_hidden_layer_sizes(digits):
+    X, y = digits
+    with pytest.raises(
+        ValueError, match="hidden_layer_sizes must be a sequence of positive"
+    ):
+        TripletEmbedder(hidden_layer_sizes=(16, 0)).fit(X, y)
+
+
+def test_failed_fit_keeps_the_earlier_fitted_state(digits):
+    X, y = digits
+    emb = TripletEmbedder(**QUICK).fit(X, y)
+    before = emb.transform(X)
+    with pytest.raises(ValueError):
+        emb.fit(X[:, :10], np.zeros(len(X)))  # single class: fails after validation
+    assert emb.n_features_in_ == 64
+    np.testing.assert_array_equal(emb.transform(X), before)
+
+
+def _small_encoder(n_out=8, n_in=64):
+    import keras
+
+    inputs = keras.Input((n_in,))
+    h = keras.layers.Dense(16, activation="gelu")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(n_out)(h))
+
+
+def test_custom_encoder_is_copied_never_trained_in_place(digits):
+    X, y = digits
+    encoder = _small_encoder()
+    before = [w.copy() for w in encoder.get_weights()]
+    emb = TripletEmbedder(encoder=encoder, epochs=3, random_state=0).fit(X, y)
+    assert emb.n_components_ == 8 and emb.transform(X).shape == (400, 8)
+    for w, b in zip(encoder.get_weights(), before):
+        np.testing.assert_array_equal(w, b)
+    assert not np.allclose(emb.encoder_.get_weights()[0], before[0])
+
+
+def test_custom_encoder_survives_clone(digits):
+    X, y = digits
+    emb = clone(TripletEmbedder(encoder=_small_encoder(), epochs=2, random_state=0))
+    assert emb.fit(X, y).transform(X).shape == (400, 8)
+
+
+def test_encoder_builder_callable(digits):
+    X, y = digits
+    emb = TripletEmbedder(encoder=_small_encoder, epochs=2, random_state=0).fit(X, y)
+    assert emb.n_components_ == 8
+
+
+def test_encoder_output_size_must_match_n_components(digits):
+    X, y = digits
+    msg = "n_components=4 does not match the encoder's output size 8"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        TripletEmbedder(n_components=4, encoder=_small_encoder(), epochs=2).fit(X, y)
+
+
+def test_encoder_input_must_fit_the_data(digits):
+    X, y = digits
+    with pytest.raises(ValueError, match=re.escape("encoder expects inputs of shape")):
+        TripletEmbedder(encoder=_small_encoder(n_in=10), epochs=2).fit(X, y)
+
+
+def test_encoder_builder_must_return_a_model(digits):
+    X, y = digits
+    with pytest.raises(TypeError, match="the callable returned str"):
+        TripletEmbedder(encoder=lambda: "not a model", epochs=2).fit(X, y)

@@ -1,0 +1,114 @@
+"""The Keras loss is held to the numpy reference miners on fixed embeddings."""
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from sktriplet import mining  # noqa: E402
+from sktriplet.keras import losses  # noqa: E402
+
+LABELS = np.array([0, 0, 0, 1, 1, 2, 2, 2, 3], dtype=np.int32)
+
+
+def _embeddings(seed=0, n=None, dim=5):
+    n = len(LABELS) if n is None else n
+    return np.random.RandomState(seed).normal(size=(n, dim)).astype(np.float32)
+
+
+def _np(x):
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+@pytest.mark.parametrize("distance", mining.DISTANCES)
+def test_pairwise_distances_match_reference(distance):
+    e = _embeddings()
+    expected = mining.pairwise_distances(e, distance)
+    np.testing.assert_allclose(
+        _np(losses.pairwise_distances(e, distance)), expected, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("strategy", ["hard", "semihard"])
+@pytest.mark.parametrize("distance", mining.DISTANCES)
+def test_mined_triplets_match_reference(strategy, distance):
+    e = _embeddings(seed=1)
+    d = mining.pairwise_distances(e, distance)
+    expected = set(zip(*mining.mine_triplets(LABELS, d, strategy)))
+    a, p, n, valid = (_np(t) for t in losses.mine_triplets(LABELS, d, strategy))
+    assert set(zip(a[valid], p[valid], n[valid])) == expected
+
+
+def test_random_triplets_are_valid_and_cover_every_anchor():
+    d = mining.pairwise_distances(_embeddings())
+    a, p, n, valid = (_np(t) for t in losses.mine_triplets(LABELS, d, "random", seed=3))
+    # Anchor 8 is the only sample of class 3: it has no positive.
+    assert valid.tolist() == [True] * 8 + [False]
+    a, p, n = a[valid], p[valid], n[valid]
+    assert np.all(LABELS[a] == LABELS[p]) and np.all(a != p)
+    assert np.all(LABELS[a] != LABELS[n])
+
+
+def test_random_triplets_vary_with_the_seed():
+    d = mining.pairwise_distances(_embeddings())
+    labels = np.repeat(np.arange(4), 8).astype(np.int32)
+    d = mining.pairwise_distances(_embeddings(n=32))
+    picks = {
+        tuple(_np(losses.mine_triplets(labels, d, "random", seed=s)[2]))
+        for s in range(3)
+    }
+    assert len(picks) == 3
+
+
+@pytest.mark.parametrize("strategy", ["all", "hard", "semihard"])
+@pytest.mark.parametrize("distance", mining.DISTANCES)
+@pytest.mark.parametrize("margin", [0.1, 0.5, 2.0])
+def test_loss_matches_reference(strategy, distance, margin):
+    e = _embeddings(seed=2)
+    d = mining.pairwise_distances(e, distance)
+    triplets = mining.mine_triplets(LABELS, d, strategy)
+    expected_loss, expected_active = mining.triplet_margin_loss(d, triplets, margin)
+    loss, active = losses.triplet_loss(LABELS, e, margin, strategy, distance)
+    np.testing.assert_allclose(_np(loss), expected_loss, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(_np(active), expected_active, atol=1e-6)
+
+
+def test_all_mining_gradient_matches_explicit_triplets():
+    """The O(batch**2) sum over all triplets has the gradient of the plain sum."""
+    import tensorflow as tf
+
+    e = tf.Variable(_embeddings(seed=4))
+    triplets = mining.all_triplets(LABELS)
+    with tf.GradientTape(persistent=True) as tape:
+        loss, _ = losses.triplet_loss(LABELS, e, 0.5, "all")
+        d = losses.pairwise_distances(e)
+        a, p, n = triplets
+        ap = tf.gather_nd(d, np.stack([a, p], 1))
+        an = tf.gather_nd(d, np.stack([a, n], 1))
+        explicit = tf.reduce_mean(tf.nn.relu(ap - an + 0.5))
+    np.testing.assert_allclose(
+        tape.gradient(loss, e).numpy(), tape.gradient(explicit, e).numpy(), atol=1e-5
+    )
+
+
+def test_loss_is_zero_without_valid_triplets():
+    loss, active = losses.triplet_loss(np.array([0, 1, 2], np.int32), _embeddings(n=3))
+    assert float(_np(loss)) == 0.0 and float(_np(active)) == 0.0
+
+
+def test_loss_is_float32_for_float16_embeddings():
+    loss, _ = losses.triplet_loss(LABELS, _embeddings().astype(np.float16))
+    assert _np(loss).dtype == np.float32
+
+
+def test_triplet_loss_class_round_trips_its_config():
+    loss = losses.TripletLoss(margin=0.3, mining="hard", distance="cosine", seed=7)
+    clone = losses.TripletLoss.from_config(loss.get_config())
+    assert (clone.margin, clone.mining, clone.distance, clone.seed) == (
+        0.3,
+        "hard",
+        "cosine",
+        7,
+    )
+    e = _embeddings()
+    np.testing.assert_allclose(_np(clone(LABELS, e)), _np(loss(LABELS, e)))

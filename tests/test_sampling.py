@@ -1,0 +1,67 @@
+"""Class-balanced batches: every batch holds positives and negatives."""
+
+import numpy as np
+import pytest
+
+from sktriplet.sampling import ClassBalancedSampler
+
+
+def _sampler(y, batch_size=32, k=4, seed=0):
+    return ClassBalancedSampler(
+        np.asarray(y), batch_size, k, np.random.RandomState(seed)
+    )
+
+
+def _has_positive_and_negative(y_batch):
+    counts = np.bincount(y_batch)
+    return counts.max() >= 2 and np.count_nonzero(counts) >= 2
+
+
+def test_many_classes_give_p_by_k_batches():
+    y = np.repeat(np.arange(50), 10)
+    s = _sampler(y, batch_size=32, k=4)
+    assert (s.n_groups, s.samples_per_group, s.batch_rows) == (8, 4, 32)
+    for batch in s.epoch():
+        counts = np.bincount(y[batch])
+        assert sorted(counts[counts > 0].tolist()) == [4] * 8
+
+
+def test_few_classes_get_more_rows_each():
+    y = np.repeat(np.arange(3), 40)
+    s = _sampler(y, batch_size=32, k=4)
+    assert (s.n_groups, s.samples_per_group) == (3, 10)
+
+
+def test_classes_are_visited_evenly():
+    y = np.repeat(np.arange(20), 5)
+    s = _sampler(y, batch_size=8, k=2)
+    seen = np.concatenate([y[b] for b in s.epoch()])
+    counts = np.bincount(seen, minlength=20)
+    assert counts.max() - counts.min() <= 2
+
+
+def test_tiny_and_unbalanced_classes_still_give_positives():
+    y = np.array([0] * 200 + [1] * 2 + [2] * 3)
+    s = _sampler(y, batch_size=16, k=4)
+    for batch in s.epoch():
+        assert _has_positive_and_negative(y[batch])
+
+
+def test_singleton_classes_fill_a_negative_group():
+    y = np.array([0, 0, 0, 0, 1, 2, 3, 4, 5])
+    s = _sampler(y, batch_size=8, k=4)
+    assert s.n_groups == 2
+    batch = s.batch()
+    assert np.bincount(y[batch])[0] == 4
+    assert len(set(y[batch[4:]].tolist())) == 4  # four distinct singletons
+
+
+def test_no_class_with_two_samples_raises():
+    with pytest.raises(ValueError, match="No class has two or more samples"):
+        _sampler([0, 1, 2])
+
+
+def test_same_seed_same_batches():
+    y = np.repeat(np.arange(10), 7)
+    np.testing.assert_array_equal(_sampler(y).epoch(), _sampler(y).epoch())
+    assert not np.array_equal(_sampler(y).epoch(), _sampler(y, seed=1).epoch())
