@@ -6,6 +6,7 @@ when a model is first built or used.
 
 from . import metrics
 from .estimator import TripletEmbedder
+from .persistence import load, save
 
-__all__ = ["TripletEmbedder", "metrics", "__version__"]
+__all__ = ["TripletEmbedder", "load", "metrics", "save", "__version__"]
 __version__ = "0.1.0"

@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .inference import DenseForward
 from .metrics import mean_average_precision_at_r
 from .mining import DISTANCES, MINING_STRATEGIES
-from .sampling import ClassBalancedSampler
+from .sampling import ClassBalancedSampler, validation_split
 
 __all__ = ["TripletEmbedder"]
 
@@ -100,9 +100,30 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     learning_rate : float, default=1e-3
         Learning rate of the Adam optimiser.
 
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data, score the
+        embedding on it after each epoch (MAP@R), stop when the score has not
+        improved for ``n_iter_no_change`` epochs, and keep the weights of the
+        best epoch.
+
+    validation_fraction : float, default=0.1
+        Share of the training data held out when ``early_stopping`` is on.
+
+    validation_strategy : {"stratified", "class_disjoint"}, default="stratified"
+        How the validation set is held out: a share of each class's samples, or
+        whole classes (to select for retrieval of classes never seen in
+        training).
+
+    n_iter_no_change : int, default=10
+        Epochs without improvement of the validation score before stopping.
+
+    callbacks : list of keras.callbacks.Callback, default=None
+        Passed through to ``keras.Model.fit``.
+
     random_state : int, RandomState instance or None, default=None
-        Seeds the weights, the batches and the random mining.  An int gives
-        bit-identical results on the CPU across calls, threads and processes.
+        Seeds the weights, the batches, the validation split and the random
+        mining.  An int gives bit-identical results on the CPU across calls,
+        threads and processes.
 
     verbose : int, default=0
         0 is silent; 1 shows a progress bar per epoch; 2 one line per epoch.
@@ -120,10 +141,14 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     history_ : dict of str to list of float
         Per-epoch training metrics: ``loss`` and ``active_fraction`` (the share of
-        mined triplets that still violate the margin).
+        mined triplets that still violate the margin), and ``val_map_at_r`` with
+        ``early_stopping``.
 
     n_iter_ : int
         Number of epochs run.
+
+    best_epoch_ : int or None
+        With ``early_stopping``, the epoch (from 0) whose weights were kept.
 
     n_features_in_ : int
         Number of features seen during :term:`fit`.
@@ -179,6 +204,11 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "samples_per_class": [Interval(Integral, 2, None, closed="left")],
         "epochs": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "validation_strategy": [StrOptions({"stratified", "class_disjoint"})],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "callbacks": [list, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -197,6 +227,11 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         samples_per_class=4,
         epochs=50,
         learning_rate=1e-3,
+        early_stopping=False,
+        validation_fraction=0.1,
+        validation_strategy="stratified",
+        n_iter_no_change=10,
+        callbacks=None,
         random_state=None,
         verbose=0,
     ):
@@ -211,6 +246,11 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.samples_per_class = samples_per_class
         self.epochs = epochs
         self.learning_rate = learning_rate
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.validation_strategy = validation_strategy
+        self.n_iter_no_change = n_iter_no_change
+        self.callbacks = callbacks
         self.random_state = random_state
         self.verbose = verbose
 
@@ -243,7 +283,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             raise
 
     def _fit(self, X, y):
-        # Validate the data and the labels.
+        # Validate the data, the labels and the parameters that depend on them.
         X, y = validate_data(
             self,
             X,
@@ -254,23 +294,42 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         )
         hidden_layer_sizes = self._check_hidden_layer_sizes()
         classes, y_codes = self._check_labels(y)
-        batch_size = self._check_batch_size(len(X))
         rng = check_random_state(self.random_state)
 
-        # Build the encoder and the Siamese model around it.
+        # Hold out a validation set for early stopping.
+        train_idx, val_idx = np.arange(len(X)), None
+        if self.early_stopping:
+            train_idx, val_idx = validation_split(
+                y_codes, self.validation_fraction, self.validation_strategy, rng
+            )
+        batch_size = self._check_batch_size(len(train_idx))
+
+        # Build the encoder, then train it inside a Siamese model.
         encoder, n_components = self._build_encoder(
             X.shape[1:], hidden_layer_sizes, rng
         )
-        sampler = ClassBalancedSampler(y_codes, batch_size, self.samples_per_class, rng)
-        history = self._fit_model(encoder, X, y_codes, sampler, rng)
+        sampler = ClassBalancedSampler(
+            y_codes[train_idx], batch_size, self.samples_per_class, rng
+        )
+        result = self._fit_model(encoder, X, y_codes, train_idx, val_idx, sampler, rng)
+        if result.non_finite is not None:
+            epoch, batch, value = result.non_finite
+            raise FloatingPointError(
+                f"The triplet loss became {value} at epoch {epoch}, batch {batch}, "
+                "and training stopped; the estimator keeps its earlier state. Lower "
+                f"learning_rate (now {self.learning_rate}), scale the features "
+                "(for example with StandardScaler), or keep normalize=True."
+            )
 
         # Commit the fitted state only once training has succeeded.
         self.encoder_ = encoder
         self.classes_ = classes
         self.n_components_ = n_components
-        self.history_ = history
-        self.n_iter_ = len(history["loss"])
+        self.history_ = result.history
+        self.n_iter_ = len(result.history.get("loss", []))
+        self.best_epoch_ = result.best_epoch
         self._forward = DenseForward.from_keras(encoder)
+        self._warn_if_collapsed(X[train_idx[:1000]])
         return self
 
     def _check_hidden_layer_sizes(self) -> tuple[int, ...]:
@@ -303,7 +362,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 "sample: they serve only as negatives, never as anchors. "
                 "Gather more samples per class for a better embedding.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=5,  # _check_labels, _fit, fit, _fit_context, caller
             )
         return classes, y_codes.astype(np.int32)
 
@@ -320,6 +379,15 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     def _build_encoder(self, input_shape, hidden_layer_sizes, rng):
         """The network to train, and its embedding size."""
+        encoder, n_components = self._make_encoder(input_shape, hidden_layer_sizes, rng)
+        if self.normalize and n_components == 1:
+            raise ValueError(
+                "An embedding of size 1 with normalize=True maps every sample to "
+                "-1 or +1; use n_components >= 2 or normalize=False."
+            )
+        return encoder, n_components
+
+    def _make_encoder(self, input_shape, hidden_layer_sizes, rng):
         import keras
 
         from .keras import models
@@ -367,11 +435,11 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             encoder = keras.Model(inputs, outputs, name="normalized_encoder")
         return encoder, dim
 
-    def _fit_model(self, encoder, X, y_codes, sampler, rng) -> dict:
-        """Train ``encoder`` in a Siamese model; return the history as plain data."""
+    def _fit_model(self, encoder, X, y_codes, train_idx, val_idx, sampler, rng):
+        """Train ``encoder`` in a Siamese model; return the training result."""
         import keras
 
-        from .keras import models
+        from .keras import models, training
 
         model = models.SiameseModel(
             encoder,
@@ -381,21 +449,44 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             seed=int(rng.randint(np.iinfo(np.int32).max)),
         )
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
-        epochs = self.epochs
 
         def batches():
-            for _ in range(epochs):
-                for rows in sampler.epoch():
+            # Rows are gathered batch by batch: X is never copied whole.
+            for _ in range(self.epochs):
+                for rows in train_idx[sampler.epoch()]:
                     yield X[rows].astype(np.float32, copy=False), y_codes[rows]
 
-        fitted = model.fit(
+        validation = None
+        if val_idx is not None:
+            metric = _RETRIEVAL_METRIC[self.distance]
+            validation = (X[val_idx], y_codes[val_idx], metric)
+        return training.run_training(
+            model,
             batches(),
             steps_per_epoch=sampler.n_batches,
-            epochs=epochs,
-            shuffle=False,  # the sampler already shuffles, with our own RNG
+            epochs=self.epochs,
+            validation=validation,
+            patience=self.n_iter_no_change,
+            callbacks=self.callbacks,
             verbose=self.verbose,
         )
-        return {k: [float(v) for v in values] for k, values in fitted.history.items()}
+
+    def _warn_if_collapsed(self, X_sample: np.ndarray) -> None:
+        """Warn when training drew every embedding to (nearly) one point."""
+        if np.ptp(X_sample.reshape(len(X_sample), -1), axis=0).max(initial=0) == 0:
+            return  # identical inputs have identical embeddings: not a collapse
+        E = self._embed(X_sample)
+        spread = float(np.mean(np.linalg.norm(E - E.mean(axis=0), axis=1)))
+        scale = float(np.mean(np.linalg.norm(E, axis=1))) + 1e-12
+        if spread < 1e-3 * scale or spread < 1e-9:
+            warnings.warn(
+                "The embedding collapsed: training drew every sample to nearly one "
+                "point, where the loss is stuck at the margin. Lower learning_rate "
+                f"(now {self.learning_rate}), use mining='semihard' (now "
+                f"{self.mining!r}), or lower the margin (now {self.margin}).",
+                UserWarning,
+                stacklevel=5,  # _warn_if_collapsed, _fit, fit, _fit_context, caller
+            )
 
     def transform(self, X):
         """Embed ``X``.

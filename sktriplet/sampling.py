@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ClassBalancedSampler"]
+__all__ = ["ClassBalancedSampler", "validation_split"]
 
 
 class _CyclingPool:
@@ -142,3 +142,55 @@ class ClassBalancedSampler:
     def epoch(self) -> np.ndarray:
         """Row indices of one epoch, shape ``(n_batches, batch_rows)``."""
         return np.stack([self.batch() for _ in range(self.n_batches)])
+
+
+def validation_split(
+    y: np.ndarray,
+    fraction: float,
+    strategy: str,
+    random_state: np.random.RandomState,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split row indices into training and validation rows for early stopping.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,)
+        Integer class labels.
+    fraction : float
+        Share of the rows (``"stratified"``) or of the classes
+        (``"class_disjoint"``) to hold out.
+    strategy : {"stratified", "class_disjoint"}
+        ``"stratified"`` holds out about ``fraction`` of each class's rows, never
+        fewer than two of a class nor leaving fewer than two for training.
+        ``"class_disjoint"`` holds out whole classes, which measures retrieval of
+        classes never seen in training (open-set retrieval).
+    random_state : numpy.random.RandomState
+
+    Returns
+    -------
+    train_idx, val_idx : ndarray of int
+    """
+    y = np.asarray(y)
+    classes, counts = np.unique(y, return_counts=True)
+    if strategy == "class_disjoint":
+        candidates = random_state.permutation(classes[counts >= 2])
+        n_hold = min(max(int(round(fraction * len(classes))), 1), len(classes) - 2)
+        held = candidates[: max(n_hold, 0)]
+        val_mask = np.isin(y, held)
+    else:
+        val_mask = np.zeros(len(y), dtype=bool)
+        for c, n_c in zip(classes, counts):
+            n_val = int(round(fraction * n_c))
+            if n_val >= 2 and n_c - n_val >= 2:
+                rows = random_state.permutation(np.flatnonzero(y == c))
+                val_mask[rows[:n_val]] = True
+    if np.bincount(y[val_mask]).max(initial=0) < 2 or len(np.unique(y[~val_mask])) < 2:
+        raise ValueError(
+            f"early_stopping needs a validation set with two or more samples of some "
+            f"class and a training set of two or more classes; with "
+            f"validation_fraction={fraction} and validation_strategy={strategy!r} "
+            f"the {len(y)} samples of {len(classes)} classes give none. Raise "
+            "validation_fraction, gather more samples per class, or set "
+            "early_stopping=False."
+        )
+    return np.flatnonzero(~val_mask), np.flatnonzero(val_mask)

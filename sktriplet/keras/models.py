@@ -141,9 +141,17 @@ def copy_encoder(encoder: keras.Model) -> keras.Model:
     The user's model is never trained in place: training the copy leaves it as
     it was, pretrained weights included.
     """
-    copy = keras.models.clone_model(encoder)
+    copy = keras.models.clone_model(encoder, clone_function=_clone_layer)
     copy.set_weights(encoder.get_weights())
     return copy
+
+
+def _clone_layer(layer):
+    # The model is the user's own object in memory, so a Lambda layer's function
+    # is code the user already runs: Keras' safe mode, meant for files, is off.
+    if isinstance(layer, keras.layers.Lambda):
+        return type(layer).from_config(layer.get_config(), safe_mode=False)
+    return type(layer).from_config(layer.get_config())
 
 
 def encoder_output_dim(encoder: keras.Model) -> int | None:

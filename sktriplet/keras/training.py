@@ -1,0 +1,160 @@
+"""The training run: Keras ``fit`` with sktriplet's watchdog, validation and interrupts.
+
+The estimator hands over a compiled :class:`~sktriplet.keras.SiameseModel`, a
+generator of class-balanced batches and, optionally, a held-out validation set.
+:func:`run_training` trains, stops on a non-finite loss, stops early when the
+validation MAP@R stops improving, restores the best weights, turns Ctrl-C into a
+clean stop, and returns what happened as plain data.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from ..metrics import mean_average_precision_at_r
+
+__all__ = ["TrainingResult", "run_training"]
+
+
+@dataclass
+class TrainingResult:
+    """What a training run did, as plain data."""
+
+    history: dict = field(default_factory=dict)
+    best_epoch: int | None = None
+    non_finite: tuple | None = None  # (epoch, batch, loss value) of the first bad loss
+    interrupted: bool = False
+
+
+class _Watchdog(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is NaN or infinite."""
+
+    def __init__(self, result: TrainingResult) -> None:
+        super().__init__()
+        self._result = result
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self._result.non_finite = (self._epoch, batch, float(loss))
+            self.model.stop_training = True
+
+
+class _ValidationMonitor(keras.callbacks.Callback):
+    """Scores the embedding of a held-out set each epoch; keeps the best weights.
+
+    Adds ``val_map_at_r`` to the epoch's logs (so that ``History`` records it),
+    stops after ``patience`` epochs without an improvement of at least ``tol``,
+    and restores the weights of the best epoch when training ends, however it
+    ends.
+    """
+
+    def __init__(self, encoder, X_val, y_val, metric, patience, tol, result):
+        super().__init__()
+        self._encoder = encoder
+        self._X_val = X_val.astype(np.float32, copy=False)
+        self._y_val = y_val
+        self._metric = metric
+        self._patience = patience
+        self._tol = tol
+        self._result = result
+        self._best_score = -np.inf
+        self._best_weights = None
+        self._waited = 0
+
+    def score(self) -> float:
+        embedding = keras.ops.convert_to_numpy(
+            self._encoder.predict(self._X_val, batch_size=4096, verbose=0)
+        )
+        return mean_average_precision_at_r(embedding, self._y_val, metric=self._metric)
+
+    def on_epoch_end(self, epoch, logs=None):
+        score = self.score()
+        if logs is not None:
+            logs["val_map_at_r"] = score
+        if score > self._best_score + self._tol:
+            self._best_score = score
+            self._best_weights = self._encoder.get_weights()
+            self._result.best_epoch = epoch
+            self._waited = 0
+        else:
+            self._waited += 1
+            if self._patience is not None and self._waited >= self._patience:
+                self.model.stop_training = True
+
+    def restore_best(self) -> None:
+        if self._best_weights is not None:
+            self._encoder.set_weights(self._best_weights)
+
+
+def run_training(
+    model,
+    batches,
+    *,
+    steps_per_epoch: int,
+    epochs: int,
+    validation=None,
+    patience: int | None = None,
+    tol: float = 1e-4,
+    callbacks=None,
+    verbose: int = 0,
+) -> TrainingResult:
+    """Train ``model`` on ``batches``; see the module docstring.
+
+    Parameters
+    ----------
+    model : SiameseModel, compiled
+    batches : iterator of (x, labels)
+        ``steps_per_epoch * epochs`` batches at least.
+    validation : tuple (X_val, y_val, metric), optional
+        Held-out data whose MAP@R is computed after each epoch.
+    patience : int, optional
+        With ``validation``: epochs without improvement before stopping.
+    callbacks : list of keras.callbacks.Callback, optional
+        Passed through to ``model.fit``.
+    """
+    result = TrainingResult()
+    watchdog = _Watchdog(result)
+    monitor = None
+    if validation is not None:
+        X_val, y_val, metric = validation
+        monitor = _ValidationMonitor(
+            model.encoder, X_val, y_val, metric, patience, tol, result
+        )
+    history = keras.callbacks.History()
+    # History comes before the user's callbacks, so that an epoch they interrupt
+    # at its end is recorded like the weights it produced.
+    own = [watchdog] if monitor is None else [watchdog, monitor]
+    all_callbacks = [*own, history, *(callbacks or [])]
+    try:
+        model.fit(
+            batches,
+            steps_per_epoch=steps_per_epoch,
+            epochs=epochs,
+            shuffle=False,  # the sampler already shuffles, with our own RNG
+            callbacks=all_callbacks,
+            verbose=verbose,
+        )
+    except KeyboardInterrupt:
+        result.interrupted = True
+        warnings.warn(
+            "Training was interrupted; the estimator keeps the "
+            + ("best weights so far." if monitor else "weights reached so far."),
+            UserWarning,
+            stacklevel=6,  # run_training, _fit_model, _fit, fit, _fit_context, caller
+        )
+    if monitor is not None and result.non_finite is None:
+        monitor.restore_best()
+    result.history = {
+        key: [float(v) for v in values] for key, values in history.history.items()
+    }
+    return result

@@ -1,0 +1,186 @@
+"""Training faults, early stopping, history and collapse detection."""
+
+import threading
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from sktriplet import TripletEmbedder
+
+keras = pytest.importorskip("keras")
+
+QUICK = dict(epochs=3, hidden_layer_sizes=(32,), random_state=0)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0)[:400], y[:400]
+
+
+def test_non_finite_loss_stops_with_a_hint_and_keeps_the_earlier_model(digits):
+    X, y = digits
+    emb = TripletEmbedder(**QUICK).fit(X, y)
+    before = emb.transform(X)
+    emb.set_params(learning_rate=1e30, normalize=False, epochs=5)
+    with pytest.raises(FloatingPointError, match="Lower learning_rate"):
+        emb.fit(X * 1e20, y)
+    np.testing.assert_array_equal(emb.transform(X), before)
+    assert emb.n_iter_ == 3 and emb.learning_rate == 1e30
+
+
+def test_non_finite_loss_on_a_first_fit_leaves_it_unfitted(digits):
+    X, y = digits
+    emb = TripletEmbedder(learning_rate=1e30, normalize=False, **{**QUICK, "epochs": 5})
+    with pytest.raises(FloatingPointError, match="became nan|became inf"):
+        emb.fit(X * 1e20, y)
+    assert not hasattr(emb, "encoder_")
+
+
+class _InterruptAt(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_keyboard_interrupt_stops_cleanly_and_warns(digits):
+    X, y = digits
+    emb = TripletEmbedder(callbacks=[_InterruptAt(1)], **{**QUICK, "epochs": 10})
+    with pytest.warns(UserWarning, match="Training was interrupted"):
+        emb.fit(X, y)
+    assert emb.n_iter_ == 2  # epochs 0 and 1 ran to their end
+    assert emb.transform(X).shape == (400, 32)
+
+
+def test_keyboard_interrupt_keeps_the_best_weights(digits):
+    X, y = digits
+    emb = TripletEmbedder(
+        early_stopping=True, callbacks=[_InterruptAt(4)], **{**QUICK, "epochs": 10}
+    )
+    with pytest.warns(UserWarning, match="best weights so far"):
+        emb.fit(X, y)
+    scores = emb.history_["val_map_at_r"]
+    assert emb.best_epoch_ == int(np.argmax(scores))
+
+
+def test_early_stopping_restores_the_best_epoch(digits):
+    X, y = digits
+    emb = TripletEmbedder(
+        early_stopping=True, n_iter_no_change=2, **{**QUICK, "epochs": 200}
+    )
+    emb.fit(X, y)
+    scores = emb.history_["val_map_at_r"]
+    assert emb.n_iter_ < 200  # it stopped itself
+    assert emb.n_iter_ == emb.best_epoch_ + 1 + 2
+    assert emb.best_epoch_ == int(np.argmax(scores))
+    assert set(emb.history_) == {"loss", "active_fraction", "val_map_at_r"}
+
+
+def test_early_stopping_keeps_the_best_weights_not_the_last(digits):
+    """The kept weights score the best epoch's validation MAP@R, not the last's."""
+    X, y = digits
+    emb = TripletEmbedder(
+        early_stopping=True, n_iter_no_change=3, **{**QUICK, "epochs": 60}
+    )
+    emb.fit(X, y)
+    # Refit on the same data with the same seed, stopped at the best epoch.
+    exact = TripletEmbedder(
+        early_stopping=True,
+        n_iter_no_change=1000,
+        **{**QUICK, "epochs": emb.best_epoch_ + 1},
+    ).fit(X, y)
+    np.testing.assert_array_equal(emb.transform(X), exact.transform(X))
+
+
+def test_class_disjoint_validation_holds_out_whole_classes(digits):
+    X, y = digits
+    emb = TripletEmbedder(
+        early_stopping=True,
+        validation_strategy="class_disjoint",
+        validation_fraction=0.2,
+        **QUICK,
+    ).fit(X, y)
+    assert len(emb.history_["val_map_at_r"]) == 3
+
+
+def test_history_is_plain_data(digits):
+    X, y = digits
+    emb = TripletEmbedder(**QUICK).fit(X, y)
+    assert type(emb.history_) is dict
+    assert all(
+        type(v) is list and all(type(x) is float for x in v)
+        for v in emb.history_.values()
+    )
+    assert emb.history_["loss"][-1] < emb.history_["loss"][0]
+
+
+class _Collapse(keras.callbacks.Callback):
+    """Zeroes the embedding layer's kernel: every sample maps to one point."""
+
+    def on_train_end(self, logs=None):
+        layer = self.model.encoder.get_layer("embedding")
+        layer.kernel.assign(np.zeros(layer.kernel.shape))
+
+
+def test_collapse_is_detected_and_explained(digits):
+    X, y = digits
+    emb = TripletEmbedder(callbacks=[_Collapse()], **QUICK)
+    with pytest.warns(UserWarning, match="The embedding collapsed"):
+        emb.fit(X, y)
+
+
+def test_no_collapse_warning_on_healthy_training(digits, recwarn):
+    X, y = digits
+    TripletEmbedder(**QUICK).fit(X, y)
+    assert not [w for w in recwarn if "collapsed" in str(w.message)]
+
+
+def test_user_callbacks_are_called(digits):
+    X, y = digits
+    seen = []
+    cb = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: seen.append(e))
+    TripletEmbedder(callbacks=[cb], **QUICK).fit(X, y)
+    assert seen == [0, 1, 2]
+
+
+def test_transform_from_threads_matches_serial(digits):
+    X, y = digits
+    emb = TripletEmbedder(**QUICK).fit(X, y)
+    chunks = np.array_split(X, 8)
+    serial = [emb.transform(c) for c in chunks]
+    results = [None] * len(chunks)
+
+    def work(i):
+        for _ in range(5):
+            results[i] = emb.transform(chunks[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(chunks))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(serial, results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_two_fits_in_threads_do_not_disturb_each_other(digits):
+    X, y = digits
+    params = [dict(QUICK, random_state=0), dict(QUICK, random_state=1, margin=0.2)]
+    serial = [TripletEmbedder(**p).fit(X, y).transform(X) for p in params]
+    results = [None, None]
+
+    def work(i):
+        results[i] = TripletEmbedder(**params[i]).fit(X, y).transform(X)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(serial, results):
+        np.testing.assert_array_equal(a, b)
