@@ -381,9 +381,13 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """The network to train, and its embedding size."""
         encoder, n_components = self._make_encoder(input_shape, hidden_layer_sizes, rng)
         if self.normalize and n_components == 1:
-            raise ValueError(
+            # Valid (scikit-learn's own checks fit with n_components=1), but
+            # rarely what the user meant.
+            warnings.warn(
                 "An embedding of size 1 with normalize=True maps every sample to "
-                "-1 or +1; use n_components >= 2 or normalize=False."
+                "-1 or +1; use n_components >= 2 or normalize=False.",
+                UserWarning,
+                stacklevel=5,  # _build_encoder, _fit, fit, _fit_context, caller
             )
         return encoder, n_components
 
@@ -436,19 +440,8 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return encoder, dim
 
     def _fit_model(self, encoder, X, y_codes, train_idx, val_idx, sampler, rng):
-        """Train ``encoder`` in a Siamese model; return the training result."""
-        import keras
-
-        from .keras import models, training
-
-        model = models.SiameseModel(
-            encoder,
-            margin=self.margin,
-            mining=self.mining,
-            distance=self.distance,
-            seed=int(rng.randint(np.iinfo(np.int32).max)),
-        )
-        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
+        """Train ``encoder`` with the triplet loss; return the training result."""
+        from .keras import training
 
         def batches():
             # Rows are gathered batch by batch: X is never copied whole.
@@ -460,16 +453,26 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if val_idx is not None:
             metric = _RETRIEVAL_METRIC[self.distance]
             validation = (X[val_idx], y_codes[val_idx], metric)
-        return training.run_training(
-            model,
-            batches(),
-            steps_per_epoch=sampler.n_batches,
-            epochs=self.epochs,
-            validation=validation,
-            patience=self.n_iter_no_change,
-            callbacks=self.callbacks,
-            verbose=self.verbose,
-        )
+        with training.siamese_model_for(
+            encoder,
+            margin=self.margin,
+            mining=self.mining,
+            distance=self.distance,
+            seed=int(rng.randint(np.iinfo(np.int32).max)),
+            learning_rate=self.learning_rate,
+        ) as model:
+            result = training.run_training(
+                model,
+                batches(),
+                steps_per_epoch=sampler.n_batches,
+                epochs=self.epochs,
+                validation=validation,
+                patience=self.n_iter_no_change,
+                callbacks=self.callbacks,
+                verbose=self.verbose,
+            )
+            encoder.set_weights(model.encoder.get_weights())
+        return result
 
     def _warn_if_collapsed(self, X_sample: np.ndarray) -> None:
         """Warn when training drew every embedding to (nearly) one point."""

@@ -101,8 +101,8 @@ def test_invalid_parameter(case):
         TripletEmbedder(**{**QUICK, **params}).fit(X, Y)
 
 
-def test_embedding_of_size_one_with_normalize():
-    with pytest.raises(ValueError, match="embedding of size 1 with normalize=True"):
+def test_embedding_of_size_one_with_normalize_warns():
+    with pytest.warns(UserWarning, match="embedding of size 1 with normalize=True"):
         TripletEmbedder(n_components=1, **QUICK).fit(X, Y)
 
 

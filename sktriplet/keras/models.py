@@ -10,7 +10,7 @@ from keras import ops
 
 from .losses import triplet_loss
 
-__all__ = ["SiameseModel", "build_mlp_encoder", "copy_encoder"]
+__all__ = ["SiameseModel", "build_mlp_encoder", "clone_architecture", "copy_encoder"]
 
 
 def _scale_per_replica(loss):
@@ -64,12 +64,37 @@ class SiameseModel(keras.Model):
     ) -> None:
         super().__init__(**kwargs)
         self.encoder = encoder
-        self.margin = margin
         self.mining = mining
         self.distance = distance
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.active_tracker = keras.metrics.Mean(name="active_fraction")
+        # A variable, not a constant of the traced step: see ``reset``.
+        self.margin_variable = keras.Variable(
+            margin, dtype="float32", trainable=False, name="margin"
+        )
+
+    @property
+    def margin(self) -> float:
+        return float(keras.ops.convert_to_numpy(self.margin_variable))
+
+    def reset(self, weights, *, margin: float, seed: int, learning_rate: float) -> None:
+        """Make this model train exactly as a newly built one would.
+
+        Sets the encoder's weights, the margin, the seed of the random mining and
+        the learning rate, and zeroes the optimizer's state.  A model reused this
+        way keeps its traced training step: refitting builds no new graph, which
+        keeps repeated fits from growing the process's memory.
+        """
+        self.encoder.set_weights(weights)
+        self.margin_variable.assign(margin)
+        self.seed = seed
+        state = self.seed_generator.state
+        seed_dtype = keras.backend.standardize_dtype(state.dtype)
+        state.assign(np.array([seed, 0], dtype=seed_dtype))
+        for variable in self.optimizer.variables:
+            variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
+        self.optimizer.learning_rate = learning_rate
 
     def call(self, inputs, training=None):
         return self.encoder(inputs, training=training)
@@ -78,7 +103,12 @@ class SiameseModel(keras.Model):
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
         loss, active_fraction = triplet_loss(
-            y, y_pred, self.margin, self.mining, self.distance, self.seed_generator
+            y,
+            y_pred,
+            self.margin_variable,
+            self.mining,
+            self.distance,
+            self.seed_generator,
         )
         self.active_tracker.update_state(active_fraction)
         for extra in self.losses:  # regularisers of the encoder
@@ -141,9 +171,16 @@ def copy_encoder(encoder: keras.Model) -> keras.Model:
     The user's model is never trained in place: training the copy leaves it as
     it was, pretrained weights included.
     """
-    copy = keras.models.clone_model(encoder, clone_function=_clone_layer)
+    copy = clone_architecture(encoder)
     copy.set_weights(encoder.get_weights())
     return copy
+
+
+def clone_architecture(encoder: keras.Model) -> keras.Model:
+    """A new model with the layers of ``encoder`` and newly initialised weights."""
+    return keras.models.clone_model(
+        encoder, clone_function=_clone_layer, recursive=True
+    )
 
 
 def _clone_layer(layer):

@@ -9,16 +9,84 @@ clean stop, and returns what happened as plain data.
 
 from __future__ import annotations
 
+import json
 import math
+import threading
 import warnings
+from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import keras
 import numpy as np
 
 from ..metrics import mean_average_precision_at_r
+from .models import SiameseModel, clone_architecture
 
-__all__ = ["TrainingResult", "run_training"]
+__all__ = ["TrainingResult", "run_training", "siamese_model_for"]
+
+# Idle Siamese models, by architecture, ready to be reset and trained again.
+_POOL: OrderedDict[str, list] = OrderedDict()
+_POOL_LOCK = threading.Lock()
+_POOL_KEYS = 8  # architectures kept; the least recently used is dropped
+
+
+def _architecture_key(encoder, mining: str, distance: str) -> str | None:
+    """What a traced training step depends on: the layers, mining and distance.
+
+    Initializers are left out (``reset`` overwrites the weights they drew).
+    None when the encoder has no config to compare (a subclassed model).
+    """
+
+    def strip(value):
+        if isinstance(value, dict):
+            return {
+                k: strip(v) for k, v in value.items() if not k.endswith("initializer")
+            }
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    try:
+        config = strip(keras.saving.serialize_keras_object(encoder))
+        return json.dumps([config, mining, distance, keras.backend.backend()])
+    except (NotImplementedError, TypeError, ValueError):
+        return None
+
+
+@contextmanager
+def siamese_model_for(encoder, *, margin, mining, distance, seed, learning_rate):
+    """A compiled SiameseModel that trains like a new one built around ``encoder``.
+
+    Models are pooled by architecture and reset before each use, so that fitting
+    again, as a grid search does hundreds of times, reuses the traced training
+    step instead of tracing a new one: each trace keeps a few MB in TensorFlow
+    for the life of the process.  The model trains a twin of ``encoder``
+    (``encoder`` is left as it is); copy the weights back from
+    ``model.encoder`` when training ends.  Each thread gets its own model.
+    """
+    key = _architecture_key(encoder, mining, distance)
+    model = None
+    with _POOL_LOCK:
+        if key is not None and _POOL.get(key):
+            model = _POOL[key].pop()
+            _POOL.move_to_end(key)
+    if model is None:
+        twin = encoder if key is None else clone_architecture(encoder)
+        model = SiameseModel(twin, margin=margin, mining=mining, distance=distance)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    model.reset(
+        encoder.get_weights(), margin=margin, seed=seed, learning_rate=learning_rate
+    )
+    try:
+        yield model
+    finally:
+        if key is not None:
+            with _POOL_LOCK:
+                _POOL.setdefault(key, []).append(model)
+                _POOL.move_to_end(key)
+                while len(_POOL) > _POOL_KEYS:
+                    _POOL.popitem(last=False)
 
 
 @dataclass
