@@ -8,7 +8,7 @@ Keras backend, with mixed precision (the loss is computed in float32) and under
 Memory per batch grows with ``batch**2``: ``"all"`` and ``"semihard"`` never form the
 ``(batch, batch, batch)`` tensor of every triplet.  Both reduce to counting, for every
 anchor-positive pair, the negatives that lie nearer than some threshold, which one
-sort of each row of the distance matrix answers (see :func:`_count_below`).
+sort of each anchor's distances answers (see :func:`_merge_sorted`).
 
 The numpy reference of each miner is :mod:`sktriplet.mining`.
 """
@@ -57,33 +57,36 @@ def _pair_masks(labels):
     return positive, ops.logical_not(same)
 
 
-def _rank(x):
-    """Position of each entry in its row's ascending order."""
-    return ops.argsort(ops.argsort(x, axis=-1), axis=-1)
+def _merge_sorted(values, thresholds):
+    """Sort each row of ``values`` together with the same row of ``thresholds``.
 
+    One sort answers, for every threshold, how many values lie below it and
+    which they are; this is how ``"semihard"`` and ``"all"`` stay in O(n**2)
+    memory.
 
-def _count_below(thresholds, values):
-    """``out[i, j] = #{k : values[i, k] < thresholds[i, j]}``, in O(n**2) memory.
-
-    Sorting a row of ``values`` together with a row of ``thresholds`` places each
-    threshold after exactly the values below it; subtracting its rank among the
-    thresholds alone leaves that count.
+    Returns
+    -------
+    merged : (rows, n_values + n_thresholds) float
+        The entries of each row in ascending order (a differentiable gather).
+    order : same shape, int
+        The column each sorted entry came from: ``< n_values`` for a value,
+        ``n_values + j`` for threshold ``j``.
+    is_value : same shape, bool
+    values_before : same shape, int32
+        How many values precede each sorted entry.
     """
-    n_values = ops.shape(values)[1]
     both = ops.concatenate([values, thresholds], axis=1)
-    return _rank(both)[:, n_values:] - _rank(thresholds)
+    order = ops.argsort(ops.stop_gradient(both), axis=1)
+    merged = ops.take_along_axis(both, order, axis=1)
+    is_value = order < ops.shape(values)[1]
+    as_int = ops.cast(is_value, "int32")
+    return merged, order, is_value, ops.cumsum(as_int, axis=1) - as_int
 
 
-def _negatives_sorted(distances, negative, margin=0.0):
-    """Each anchor's distances with non-negatives pushed past every threshold.
-
-    Returns ``(masked, order)``: ``masked`` holds the distance at negatives and,
-    elsewhere, a constant beyond any distance plus ``margin``; ``order`` sorts
-    each of its rows ascending.
-    """
+def _negatives_masked(distances, negative, margin=0.0):
+    """Each anchor's distances, with non-negatives pushed past every threshold."""
     far = ops.stop_gradient(ops.max(distances)) + margin + 1.0
-    masked = ops.where(negative, distances, far)
-    return masked, ops.argsort(ops.stop_gradient(masked), axis=1)
+    return ops.where(negative, distances, far)
 
 
 def mine_triplets(labels, distances, mining: str = "semihard", seed=None):
@@ -127,19 +130,30 @@ def mine_triplets(labels, distances, mining: str = "semihard", seed=None):
         hardest_n = ops.argmin(ops.where(negative, distances, far), axis=1)
         return anchors, hardest_p, hardest_n, has_both
     if mining == "semihard":
-        masked, order = _negatives_sorted(distances, negative)
-        # In each anchor's sorted negatives, those nearer than the positive come
-        # first; the next one is semi-hard, and when there is none the last of
-        # them is the least hard of the hard ones.
-        n_closer = _count_below(distances, masked)
+        # Sorted together with each anchor's negatives, every positive distance
+        # is followed by the semi-hard negative; when none is farther, the last
+        # negative is the least hard of the hard ones.
+        masked = _negatives_masked(distances, negative)
+        _, order, is_value, values_before = _merge_sorted(masked, distances)
+        rows = ops.repeat(anchors[:, None], 2 * n, axis=1)
+        # The anchor's negatives by rank: sorted_negatives[a, r] is the column
+        # of its r-th nearest (threshold entries land in a spare column n).
+        rank_col = ops.where(is_value, values_before, n)
+        sorted_negatives = ops.scatter(
+            ops.reshape(ops.stack([rows, rank_col], axis=-1), (-1, 2)),
+            ops.reshape(ops.where(is_value, order, 0), (-1,)),
+            (n, n + 1),
+        )[:, :n]
         n_negatives = ops.sum(ops.cast(negative, "int32"), axis=1, keepdims=True)
-        slot = ops.minimum(n_closer, ops.maximum(n_negatives - 1, 0))
-        chosen = ops.take_along_axis(order, ops.cast(slot, order.dtype), axis=1)
-        valid = ops.logical_and(positive, has_both[:, None])
+        slot = ops.minimum(values_before, ops.maximum(n_negatives - 1, 0))
+        chosen = ops.take_along_axis(sorted_negatives, slot, axis=1)
+        p = ops.where(is_value, 0, order - n)
+        is_positive = ops.take_along_axis(positive, p, axis=1)
+        valid = ops.logical_and(
+            ops.logical_and(ops.logical_not(is_value), is_positive), has_both[:, None]
+        )
         flat = lambda t: ops.reshape(t, (-1,))  # noqa: E731
-        a = flat(ops.repeat(anchors[:, None], n, axis=1))
-        p = flat(ops.repeat(anchors[None, :], n, axis=0))
-        return a, p, flat(chosen), flat(valid)
+        return flat(rows), flat(p), flat(chosen), flat(valid)
     raise ValueError(
         f"mining must be one of {MINING_STRATEGIES}. Received: mining={mining!r}"
     )
@@ -151,18 +165,21 @@ def _all_triplets_hinge(labels, distances, margin):
     For an anchor-positive pair with threshold ``t = d(a, p) + margin``, the
     triplets that violate the margin are the negatives with ``d(a, n) < t``, and
     their hinges add up to ``count * t - (sum of those d(a, n))``: a count and a
-    prefix sum over the anchor's sorted negatives.
+    prefix sum over the anchor's negatives sorted together with the thresholds.
     """
     positive, negative = _pair_masks(labels)
-    masked, order = _negatives_sorted(distances, negative, margin)
-    thresholds = distances + margin
-    n_active = ops.where(
-        positive, _count_below(ops.stop_gradient(thresholds), masked), 0
+    n = ops.shape(distances)[0]
+    masked = _negatives_masked(distances, negative, margin)
+    merged, order, is_value, values_before = _merge_sorted(masked, distances + margin)
+    value_entries = ops.where(is_value, merged, 0.0)
+    sum_before = ops.cumsum(value_entries, axis=1) - value_entries
+    p = ops.where(is_value, 0, order - n)
+    is_pair = ops.logical_and(
+        ops.logical_not(is_value), ops.take_along_axis(positive, p, axis=1)
     )
-    prefix = ops.cumsum(ops.take_along_axis(masked, order, axis=1), axis=1)
-    below_sum = ops.take_along_axis(prefix, ops.maximum(n_active - 1, 0), axis=1)
-    below_sum = ops.where(n_active > 0, below_sum, 0.0)
-    hinge_sum = ops.sum(ops.cast(n_active, "float32") * thresholds - below_sum)
+    n_active = ops.where(is_pair, values_before, 0)
+    hinge = ops.cast(n_active, "float32") * merged - sum_before
+    hinge_sum = ops.sum(ops.where(is_pair, hinge, 0.0))
     n_pos = ops.sum(ops.cast(positive, "float32"), axis=1)
     n_neg = ops.sum(ops.cast(negative, "float32"), axis=1)
     n_triplets = ops.sum(n_pos * n_neg)
