@@ -290,8 +290,9 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             y,
             dtype=[np.float32, np.float64],
             ensure_min_samples=2,
-            allow_nd=self.encoder is not None,
+            allow_nd=True,
         )
+        self._check_sample_shape(X)
         hidden_layer_sizes = self._check_hidden_layer_sizes()
         classes, y_codes = self._check_labels(y)
         rng = check_random_state(self.random_state)
@@ -331,6 +332,16 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self._forward = DenseForward.from_keras(encoder)
         self._warn_if_collapsed(X[train_idx[:1000]])
         return self
+
+    def _check_sample_shape(self, X) -> None:
+        if self.encoder is None and X.ndim not in (2, 4):
+            raise ValueError(
+                f"X has {X.ndim} dimensions, shape {X.shape}; the default encoder "
+                "takes tabular data of shape (n_samples, n_features) or images of "
+                "shape (n_samples, height, width, channels). Reshape X, or pass an "
+                "encoder that accepts it."
+            )
+        self._sample_shape = X.shape[1:]
 
     def _check_hidden_layer_sizes(self) -> tuple[int, ...]:
         sizes = np.ravel(np.asarray(self.hidden_layer_sizes, dtype=object))
@@ -399,9 +410,14 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         seed = int(rng.randint(np.iinfo(np.int32).max - 100))
         if self.encoder is None:
             n_components = self.n_components or _DEFAULT_N_COMPONENTS
-            encoder = models.build_mlp_encoder(
-                input_shape, hidden_layer_sizes, n_components, self.normalize, seed
-            )
+            if len(input_shape) == 3:
+                encoder = models.build_conv_encoder(
+                    input_shape, n_components, self.normalize, seed
+                )
+            else:
+                encoder = models.build_mlp_encoder(
+                    input_shape, hidden_layer_sizes, n_components, self.normalize, seed
+                )
             return encoder, n_components
 
         if isinstance(self.encoder, keras.Model):
@@ -510,9 +526,38 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             X,
             reset=False,
             dtype=[np.float64, np.float32],
-            allow_nd=self.encoder is not None,
+            allow_nd=True,
         )
+        if X.shape[1:] != self._sample_shape:
+            raise ValueError(
+                f"X has samples of shape {X.shape[1:]}, but TripletEmbedder was "
+                f"fitted on samples of shape {self._sample_shape}."
+            )
         return self._embed(X)
+
+    def similarity(self, X1, X2):
+        """Cosine similarity of the embeddings of paired samples.
+
+        The measure of the Keras image-similarity example: 1 for samples
+        embedded in the same direction, -1 for opposite ones.
+
+        Parameters
+        ----------
+        X1, X2 : array-like of the same shape
+            ``X1[i]`` is compared with ``X2[i]``.
+
+        Returns
+        -------
+        similarity : ndarray of shape (n_samples,)
+        """
+        E1, E2 = self.transform(X1), self.transform(X2)
+        if E1.shape != E2.shape:
+            raise ValueError(
+                f"X1 and X2 must hold the same number of samples to compare them "
+                f"pairwise; got {len(E1)} and {len(E2)}."
+            )
+        norms = np.linalg.norm(E1, axis=1) * np.linalg.norm(E2, axis=1)
+        return np.sum(E1 * E2, axis=1) / np.maximum(norms, 1e-12)
 
     def _embed(self, X: np.ndarray) -> np.ndarray:
         if self._forward is not None:

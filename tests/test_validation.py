@@ -52,7 +52,12 @@ FIT_CASES = {
     "len(y) != len(X)": (X, Y[:-1], ValueError, "inconsistent numbers of samples"),
     "empty X": (X[:0], Y[:0], ValueError, "Found array with 0 sample(s)"),
     "1-D X": (X[:, 0], Y, ValueError, "Expected 2D array, got 1D array instead"),
-    "3-D X for the MLP": (X.reshape(60, 5, 1), Y, ValueError, "Found array with dim 3"),
+    "3-D X for the default encoders": (
+        X.reshape(60, 5, 1),
+        Y,
+        ValueError,
+        "X has 3 dimensions",
+    ),
     "strings in X": (
         np.full((60, 5), "a", dtype=object),
         Y,

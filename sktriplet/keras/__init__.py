@@ -5,11 +5,12 @@ does not.
 """
 
 from .losses import TripletLoss, mine_triplets, pairwise_distances, triplet_loss
-from .models import SiameseModel, build_mlp_encoder, copy_encoder
+from .models import SiameseModel, build_conv_encoder, build_mlp_encoder, copy_encoder
 
 __all__ = [
     "SiameseModel",
     "TripletLoss",
+    "build_conv_encoder",
     "build_mlp_encoder",
     "copy_encoder",
     "mine_triplets",

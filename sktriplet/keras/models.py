@@ -10,7 +10,13 @@ from keras import ops
 
 from .losses import triplet_loss
 
-__all__ = ["SiameseModel", "build_mlp_encoder", "clone_architecture", "copy_encoder"]
+__all__ = [
+    "SiameseModel",
+    "build_conv_encoder",
+    "build_mlp_encoder",
+    "clone_architecture",
+    "copy_encoder",
+]
 
 
 def _scale_per_replica(loss):
@@ -163,6 +169,38 @@ def build_mlp_encoder(
     if normalize:
         h = keras.layers.UnitNormalization(name="l2_normalize")(h)
     return keras.Model(inputs, h, name="mlp_encoder")
+
+
+def build_conv_encoder(
+    input_shape: Sequence[int], n_components: int, normalize: bool, seed: int
+) -> keras.Model:
+    """The default image encoder: two 3x3 convolution blocks, pooling, a dense head.
+
+    Small enough to train on a CPU; for larger images pass a stronger backbone
+    (such as ``keras.applications.ResNet50``) as the estimator's ``encoder``.
+    """
+    inputs = keras.Input(shape=tuple(input_shape), name="images")
+    h = inputs
+    for i, filters in enumerate((32, 64)):
+        h = keras.layers.Conv2D(
+            filters,
+            3,
+            padding="same",
+            activation="relu",
+            kernel_initializer=keras.initializers.HeUniform(seed=seed + i),
+            name=f"conv_{i}",
+        )(h)
+        if min(h.shape[1], h.shape[2]) >= 4:
+            h = keras.layers.MaxPooling2D(2, name=f"pool_{i}")(h)
+    h = keras.layers.GlobalAveragePooling2D(name="global_pool")(h)
+    h = keras.layers.Dense(
+        n_components,
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 2),
+        name="embedding",
+    )(h)
+    if normalize:
+        h = keras.layers.UnitNormalization(name="l2_normalize")(h)
+    return keras.Model(inputs, h, name="conv_encoder")
 
 
 def copy_encoder(encoder: keras.Model) -> keras.Model:

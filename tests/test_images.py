@@ -1,0 +1,95 @@
+"""Image input: the default convolutional encoder, custom backbones, similarity."""
+
+import re
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from sktriplet import TripletEmbedder
+from sktriplet.metrics import mean_average_precision_at_r
+
+keras = pytest.importorskip("keras")
+
+
+@pytest.fixture(scope="module")
+def digit_images():
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0).reshape(-1, 8, 8, 1)[:300], y[:300]
+
+
+@pytest.fixture(scope="module")
+def fitted(digit_images):
+    X, y = digit_images
+    return TripletEmbedder(epochs=15, random_state=0).fit(X, y)
+
+
+def test_images_train_the_default_conv_encoder(digit_images, fitted):
+    X, y = digit_images
+    assert fitted.encoder_.name == "conv_encoder"
+    E = fitted.transform(X)
+    assert E.shape == (300, 32)
+    flat = X.reshape(len(X), -1)
+    assert mean_average_precision_at_r(E, y) > mean_average_precision_at_r(flat, y)
+
+
+def test_images_of_another_shape_are_refused(fitted):
+    msg = "X has samples of shape (8, 9, 1), but TripletEmbedder was fitted on"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        fitted.transform(np.zeros((2, 8, 9, 1)))
+
+
+def test_three_dimensional_x_names_the_shapes_the_default_encoder_takes():
+    with pytest.raises(ValueError, match=re.escape("X has 3 dimensions")):
+        TripletEmbedder(epochs=1).fit(np.zeros((10, 4, 4)), np.arange(10) % 2)
+
+
+def test_similarity_is_higher_within_a_class(digit_images, fitted):
+    X, y = digit_images
+    rng = np.random.RandomState(0)
+    i, j = rng.randint(0, len(X), (2, 400))
+    s = fitted.similarity(X[i], X[j])
+    assert s.shape == (400,) and np.all(np.abs(s) <= 1 + 1e-6)
+    assert s[y[i] == y[j]].mean() > s[y[i] != y[j]].mean() + 0.3
+
+
+def test_similarity_needs_paired_inputs(digit_images, fitted):
+    X, _ = digit_images
+    with pytest.raises(ValueError, match="same number of samples"):
+        fitted.similarity(X[:3], X[:4])
+
+
+def test_augmentation_layers_inside_a_custom_encoder(digit_images):
+    X, y = digit_images
+    inputs = keras.Input((8, 8, 1))
+    h = keras.layers.RandomTranslation(0.1, 0.1, seed=0)(inputs)
+    h = keras.layers.Conv2D(8, 3, activation="relu")(h)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    encoder = keras.Model(inputs, keras.layers.Dense(8)(h))
+    emb = TripletEmbedder(encoder=encoder, epochs=2, random_state=0).fit(X, y)
+    # Augmentation is off at inference: transform is deterministic.
+    np.testing.assert_array_equal(emb.transform(X[:10]), emb.transform(X[:10]))
+
+
+def test_resnet50_backbone_with_the_seed_recipe():
+    """The Keras example's encoder: ResNet50 frozen up to conv5_block1_out."""
+
+    def resnet_encoder():
+        base = keras.applications.ResNet50(
+            weights=None, input_shape=(32, 32, 3), include_top=False
+        )
+        trainable = False
+        for layer in base.layers:
+            trainable = trainable or layer.name == "conv5_block1_out"
+            layer.trainable = trainable
+        h = keras.layers.GlobalAveragePooling2D()(base.output)
+        h = keras.layers.Dense(16)(h)
+        return keras.Model(base.input, h)
+
+    rng = np.random.RandomState(0)
+    X = rng.uniform(size=(16, 32, 32, 3)).astype(np.float32)
+    y = np.arange(16) % 2
+    emb = TripletEmbedder(encoder=resnet_encoder, epochs=1, random_state=0).fit(X, y)
+    assert emb.transform(X).shape == (16, 16)
+    frozen = emb.encoder_.layers[1].get_layer("conv1_conv")
+    assert not frozen.trainable
