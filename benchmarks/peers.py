@@ -64,8 +64,9 @@ def pytorch_metric_learning(X, y, cfg):
     miner = miners.TripletMarginMiner(margin=0.2, type_of_triplets="semihard")
     Xt = torch.as_tensor(X, dtype=torch.float32)
     yt = torch.as_tensor(y)
-    # m per class, enough classes to fill a batch (PML needs m * classes >= batch)
-    m = max(4, -(-cfg["batch"] // len(np.unique(y))))
+    # m per class: a power of two (PML needs m to divide the batch) with
+    # m * classes >= batch.
+    m = max(4, 2 ** int(np.ceil(np.log2(cfg["batch"] / len(np.unique(y))))))
     sampler = samplers.MPerClassSampler(
         y, m=m, batch_size=cfg["batch"], length_before_new_iter=len(y)
     )

@@ -100,8 +100,14 @@ def print_table(name: str, rows: dict) -> None:
     peers = {m: r for m, r in rows.items() if m != "sktriplet"}
     ratios = []
     for c in COLUMNS:
-        # Fit time is compared with the neural peers: the others train no network.
-        pool = {m: r for m, r in peers.items() if c != "fit s" or m in NEURAL}
+        # Fit time is compared with the neural peers (the others train no
+        # network), and no time with raw features, which do nothing.
+        if c == "fit s":
+            pool = {m: r for m, r in peers.items() if m in NEURAL}
+        elif c in HIGHER_IS_BETTER:
+            pool = peers
+        else:
+            pool = {m: r for m, r in peers.items() if m != "raw"}
         if not pool:
             ratios.append("n/a")
             continue

@@ -1,0 +1,193 @@
+"""The ``sktriplet`` command: train and apply an embedding from CSV files.
+
+    sktriplet fit data.csv --target label --output model.sktriplet
+    sktriplet transform model.sktriplet data.csv --output embeddings.csv
+
+Models are written in the safe format of :mod:`sktriplet.persistence`.  Errors
+in the input (a missing file or column, text where numbers are expected) end
+the command with a one-line message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # a program: keep the C++ log quiet
+
+
+class CommandError(Exception):
+    """A problem with the command's input, reported in one line."""
+
+
+def _read_csv(path: str) -> tuple[list[str], list[list[str]]]:
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+    except FileNotFoundError:
+        raise CommandError(f"no such file: {path}") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise CommandError(f"cannot read {path} as CSV: {exc}") from None
+    if len(rows) < 2:
+        raise CommandError(f"{path} needs a header line and at least one data line")
+    header, body = rows[0], rows[1:]
+    for line, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise CommandError(
+                f"{path}, line {line}: {len(row)} fields, but the header has "
+                f"{len(header)}"
+            )
+    return header, body
+
+
+def _features(path, header, body, columns) -> np.ndarray:
+    index = [header.index(c) for c in columns]
+    X = np.empty((len(body), len(index)))
+    for line, row in enumerate(body, start=2):
+        for j, i in enumerate(index):
+            try:
+                X[line - 2, j] = float(row[i])
+            except ValueError:
+                raise CommandError(
+                    f"{path}, line {line}, column {header[i]!r}: {row[i]!r} is not a "
+                    "number (feature columns must be numeric)"
+                ) from None
+    return X
+
+
+def _fit(args) -> None:
+    from . import TripletEmbedder, save
+
+    header, body = _read_csv(args.data)
+    if args.target not in header:
+        raise CommandError(
+            f"{args.data} has no column {args.target!r}; its columns are "
+            + ", ".join(repr(c) for c in header)
+        )
+    columns = [c for c in header if c != args.target]
+    if not columns:
+        raise CommandError(f"{args.data} has no feature column besides the target")
+    X = _features(args.data, header, body, columns)
+    y = np.array([row[header.index(args.target)] for row in body])
+    embedder = TripletEmbedder(
+        n_components=args.n_components,
+        margin=args.margin,
+        mining=args.mining,
+        epochs=args.epochs,
+        random_state=args.random_state,
+        verbose=args.verbose,
+    )
+    try:
+        embedder.fit(X, y)
+    except (ValueError, FloatingPointError) as exc:
+        raise CommandError(str(exc).splitlines()[0]) from None
+    embedder.feature_names_in_ = np.asarray(columns, dtype=object)
+    save(embedder, args.output)
+    print(
+        f"trained on {len(X)} rows, {len(columns)} features, "
+        f"{len(embedder.classes_)} classes; model written to {args.output}"
+    )
+
+
+def _transform(args) -> None:
+    from . import load
+
+    try:
+        embedder = load(args.model)
+    except FileNotFoundError:
+        raise CommandError(f"no such file: {args.model}") from None
+    except ValueError as exc:
+        raise CommandError(str(exc).splitlines()[0]) from None
+    header, body = _read_csv(args.data)
+    columns = [str(c) for c in embedder.feature_names_in_]
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise CommandError(
+            f"{args.data} lacks the model's feature columns: "
+            + ", ".join(repr(c) for c in missing)
+        )
+    E = embedder._embed(_features(args.data, header, body, columns))
+    with open(args.output, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([f"dim{i}" for i in range(E.shape[1])])
+        writer.writerows(E.tolist())
+    print(f"embedded {len(E)} rows into {E.shape[1]} dimensions: {args.output}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sktriplet",
+        description="Learn an embedding where same-label rows are close (triplet "
+        "loss), and embed new rows with it.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    fit = commands.add_parser(
+        "fit",
+        help="train on a CSV file",
+        description="Train a TripletEmbedder on a CSV file with a header line: one "
+        "column of labels (--target), every other column a numeric feature.",
+    )
+    fit.add_argument("data", help="CSV file with a header line")
+    fit.add_argument("--target", required=True, help="name of the label column")
+    fit.add_argument("--output", required=True, help="model file to write")
+    fit.add_argument(
+        "--n-components", type=int, default=None, help="embedding size (default: 32)"
+    )
+    fit.add_argument(
+        "--margin", type=float, default=0.5, help="triplet loss margin (default: 0.5)"
+    )
+    fit.add_argument(
+        "--mining",
+        default="semihard",
+        choices=["semihard", "hard", "all", "random"],
+        help="which triplets train the model (default: semihard)",
+    )
+    fit.add_argument(
+        "--epochs", type=int, default=50, help="passes over the data (default: 50)"
+    )
+    fit.add_argument(
+        "--random-state",
+        type=int,
+        default=0,
+        help="seed, for reproducible models (default: 0)",
+    )
+    fit.add_argument(
+        "--verbose",
+        type=int,
+        default=0,
+        choices=[0, 1, 2],
+        help="0 silent, 1 progress bar, 2 one line per epoch",
+    )
+    fit.set_defaults(run=_fit)
+
+    transform = commands.add_parser(
+        "transform",
+        help="embed the rows of a CSV file",
+        description="Embed the rows of a CSV file with a model written by "
+        "'sktriplet fit'. The file needs the model's feature columns; others are "
+        "ignored.",
+    )
+    transform.add_argument("model", help="model file written by 'sktriplet fit'")
+    transform.add_argument("data", help="CSV file with a header line")
+    transform.add_argument("--output", required=True, help="CSV file to write")
+    transform.set_defaults(run=_transform)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except CommandError as exc:
+        print(f"sktriplet {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
