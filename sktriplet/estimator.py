@@ -120,6 +120,11 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     callbacks : list of keras.callbacks.Callback, default=None
         Passed through to ``keras.Model.fit``.
 
+    device : {"auto", "cpu", "gpu"}, default="auto"
+        Where training and Keras inference run: "auto" lets Keras choose (a GPU
+        when the backend sees one); "gpu" raises a ``ValueError`` when there is
+        none.  Dense encoders embed rows in ``transform`` with numpy, on the CPU.
+
     random_state : int, RandomState instance or None, default=None
         Seeds the weights, the batches, the validation split and the random
         mining.  An int gives bit-identical results on the CPU across calls,
@@ -209,6 +214,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "validation_strategy": [StrOptions({"stratified", "class_disjoint"})],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "callbacks": [list, None],
+        "device": [StrOptions({"auto", "cpu", "gpu"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -232,6 +238,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         validation_strategy="stratified",
         n_iter_no_change=10,
         callbacks=None,
+        device="auto",
         random_state=None,
         verbose=0,
     ):
@@ -251,6 +258,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.validation_strategy = validation_strategy
         self.n_iter_no_change = n_iter_no_change
         self.callbacks = callbacks
+        self.device = device
         self.random_state = random_state
         self.verbose = verbose
 
@@ -457,7 +465,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     def _fit_model(self, encoder, X, y_codes, train_idx, val_idx, sampler, rng):
         """Train ``encoder`` with the triplet loss; return the training result."""
-        from .keras import training
+        from .keras import devices, training
 
         def batches():
             # Rows are gathered batch by batch: X is never copied whole.
@@ -469,14 +477,18 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if val_idx is not None:
             metric = _RETRIEVAL_METRIC[self.distance]
             validation = (X[val_idx], y_codes[val_idx], metric)
-        with training.siamese_model_for(
-            encoder,
-            margin=self.margin,
-            mining=self.mining,
-            distance=self.distance,
-            seed=int(rng.randint(np.iinfo(np.int32).max)),
-            learning_rate=self.learning_rate,
-        ) as model:
+        with (
+            devices.placement(self.device),
+            training.siamese_model_for(
+                encoder,
+                margin=self.margin,
+                mining=self.mining,
+                distance=self.distance,
+                seed=int(rng.randint(np.iinfo(np.int32).max)),
+                learning_rate=self.learning_rate,
+                device=self.device,
+            ) as model,
+        ):
             result = training.run_training(
                 model,
                 batches(),
@@ -562,16 +574,14 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _embed(self, X: np.ndarray) -> np.ndarray:
         if self._forward is not None:
             return self._forward(X)
+        from .keras.devices import placement
         from .keras.models import as_numpy
 
-        chunks = [
-            as_numpy(
-                self.encoder_(
-                    X[i : i + _TRANSFORM_CHUNK].astype(np.float32), training=False
-                )
-            )
-            for i in range(0, len(X), _TRANSFORM_CHUNK)
-        ]
+        with placement(self.device):
+            chunks = [
+                as_numpy(self.encoder_(X[i : i + _TRANSFORM_CHUNK], training=False))
+                for i in range(0, len(X), _TRANSFORM_CHUNK)
+            ]
         return np.concatenate(chunks).astype(X.dtype, copy=False)
 
     def score(self, X, y):

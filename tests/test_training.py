@@ -184,3 +184,29 @@ def test_two_fits_in_threads_do_not_disturb_each_other(digits):
         t.join()
     for a, b in zip(serial, results):
         np.testing.assert_array_equal(a, b)
+
+
+def test_verbose_fit_shows_progress_and_default_is_silent(digits, capfd):
+    X, y = digits
+    TripletEmbedder(**QUICK).fit(X, y)
+    assert "loss" not in capfd.readouterr().out
+    TripletEmbedder(verbose=1, **QUICK).fit(X, y)
+    out = capfd.readouterr().out
+    assert "Epoch 1/3" in out and "loss:" in out and "active_fraction:" in out
+
+
+def test_device_cpu_trains_like_auto_on_a_cpu_machine(digits):
+    X, y = digits
+    auto = TripletEmbedder(**QUICK).fit(X, y).transform(X)
+    cpu = TripletEmbedder(device="cpu", **QUICK).fit(X, y).transform(X)
+    np.testing.assert_array_equal(auto, cpu)
+
+
+def test_device_gpu_without_a_gpu_is_a_clear_error(digits):
+    from sktriplet.keras.devices import gpu_count
+
+    if gpu_count():
+        pytest.skip("this machine has a GPU")
+    X, y = digits
+    with pytest.raises(ValueError, match="device='gpu' was asked for, but Keras"):
+        TripletEmbedder(device="gpu", **QUICK).fit(X, y)

@@ -31,8 +31,8 @@ _POOL_LOCK = threading.Lock()
 _POOL_KEYS = 8  # architectures kept; the least recently used is dropped
 
 
-def _architecture_key(encoder, mining: str, distance: str) -> str | None:
-    """What a traced training step depends on: the layers, mining and distance.
+def _architecture_key(encoder, mining: str, distance: str, device: str) -> str | None:
+    """What a traced training step depends on: layers, mining, distance, device.
 
     Initializers are left out (``reset`` overwrites the weights they drew).
     None when the encoder has no config to compare (a subclassed model).
@@ -49,13 +49,15 @@ def _architecture_key(encoder, mining: str, distance: str) -> str | None:
 
     try:
         config = strip(keras.saving.serialize_keras_object(encoder))
-        return json.dumps([config, mining, distance, keras.backend.backend()])
+        return json.dumps([config, mining, distance, keras.backend.backend(), device])
     except (NotImplementedError, TypeError, ValueError):
         return None
 
 
 @contextmanager
-def siamese_model_for(encoder, *, margin, mining, distance, seed, learning_rate):
+def siamese_model_for(
+    encoder, *, margin, mining, distance, seed, learning_rate, device="auto"
+):
     """A compiled SiameseModel that trains like a new one built around ``encoder``.
 
     Models are pooled by architecture and reset before each use, so that fitting
@@ -65,7 +67,7 @@ def siamese_model_for(encoder, *, margin, mining, distance, seed, learning_rate)
     (``encoder`` is left as it is); copy the weights back from
     ``model.encoder`` when training ends.  Each thread gets its own model.
     """
-    key = _architecture_key(encoder, mining, distance)
+    key = _architecture_key(encoder, mining, distance, device)
     model = None
     with _POOL_LOCK:
         if key is not None and _POOL.get(key):
