@@ -290,7 +290,36 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             self.__dict__.update(before)
             raise
 
-    def _fit(self, X, y):
+    def partial_fit(self, X, y):
+        """Train for one more epoch on ``(X, y)``, from the current weights.
+
+        The first call builds the encoder, as ``fit`` does with one epoch;
+        later calls continue training it on the data given, which may hold
+        classes not seen before.  Use it to train on data that arrives in parts
+        or does not fit in memory at once.  A failed call leaves the estimator
+        as it was.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        self : object
+        """
+        before = dict(self.__dict__)
+        try:
+            if not hasattr(self, "encoder_"):
+                self._validate_params()
+                return self._fit(X, y, epochs=1)
+            return self._fit(X, y, epochs=1, warm_start=True)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit(self, X, y, epochs=None, warm_start=False):
         # Validate the data, the labels and the parameters that depend on them.
         X, y = validate_data(
             self,
@@ -299,10 +328,19 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             dtype=[np.float32, np.float64],
             ensure_min_samples=2,
             allow_nd=True,
+            reset=not warm_start,
         )
+        if warm_start and X.shape[1:] != self._sample_shape:
+            raise ValueError(
+                f"X has samples of shape {X.shape[1:]}, but TripletEmbedder was "
+                f"fitted on samples of shape {self._sample_shape}."
+            )
         self._check_sample_shape(X)
         hidden_layer_sizes = self._check_hidden_layer_sizes()
         classes, y_codes = self._check_labels(y)
+        if warm_start:
+            classes = np.union1d(self.classes_, classes)
+            y_codes = np.searchsorted(classes, y).astype(np.int32)
         rng = check_random_state(self.random_state)
 
         # Hold out a validation set for early stopping.
@@ -313,14 +351,22 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
         batch_size = self._check_batch_size(len(train_idx))
 
-        # Build the encoder, then train it inside a Siamese model.
-        encoder, n_components = self._build_encoder(
-            X.shape[1:], hidden_layer_sizes, rng
-        )
+        # Build the encoder (or copy the fitted one), then train it.
+        if warm_start:
+            from .keras.models import copy_encoder
+
+            encoder, n_components = copy_encoder(self.encoder_), self.n_components_
+        else:
+            encoder, n_components = self._build_encoder(
+                X.shape[1:], hidden_layer_sizes, rng
+            )
         sampler = ClassBalancedSampler(
             y_codes[train_idx], batch_size, self.samples_per_class, rng
         )
-        result = self._fit_model(encoder, X, y_codes, train_idx, val_idx, sampler, rng)
+        epochs = self.epochs if epochs is None else epochs
+        result = self._fit_model(
+            encoder, X, y_codes, train_idx, val_idx, sampler, rng, epochs
+        )
         if result.non_finite is not None:
             epoch, batch, value = result.non_finite
             raise FloatingPointError(
@@ -334,6 +380,11 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.encoder_ = encoder
         self.classes_ = classes
         self.n_components_ = n_components
+        if warm_start:
+            result.history = {
+                key: self.history_.get(key, []) + values
+                for key, values in result.history.items()
+            }
         self.history_ = result.history
         self.n_iter_ = len(result.history.get("loss", []))
         self.best_epoch_ = result.best_epoch
@@ -463,13 +514,13 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             encoder = keras.Model(inputs, outputs, name="normalized_encoder")
         return encoder, dim
 
-    def _fit_model(self, encoder, X, y_codes, train_idx, val_idx, sampler, rng):
+    def _fit_model(self, encoder, X, y_codes, train_idx, val_idx, sampler, rng, epochs):
         """Train ``encoder`` with the triplet loss; return the training result."""
         from .keras import devices, training
 
         def batches():
             # Rows are gathered batch by batch: X is never copied whole.
-            for _ in range(self.epochs):
+            for _ in range(epochs):
                 for rows in train_idx[sampler.epoch()]:
                     yield X[rows].astype(np.float32, copy=False), y_codes[rows]
 
@@ -493,7 +544,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 model,
                 batches(),
                 steps_per_epoch=sampler.n_batches,
-                epochs=self.epochs,
+                epochs=epochs,
                 validation=validation,
                 patience=self.n_iter_no_change,
                 callbacks=self.callbacks,
@@ -573,7 +624,15 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     def _embed(self, X: np.ndarray) -> np.ndarray:
         if self._forward is not None:
-            return self._forward(X)
+            # In chunks, so that memory stays bounded for a memmap of any size.
+            if len(X) <= _TRANSFORM_CHUNK:
+                return self._forward(X)
+            out = np.empty((len(X), self.n_components_), dtype=X.dtype)
+            for i in range(0, len(X), _TRANSFORM_CHUNK):
+                out[i : i + _TRANSFORM_CHUNK] = self._forward(
+                    X[i : i + _TRANSFORM_CHUNK]
+                )
+            return out
         from .keras.devices import placement
         from .keras.models import as_numpy
 

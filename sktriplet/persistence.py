@@ -83,6 +83,7 @@ def save(estimator: TripletEmbedder, path: str | os.PathLike) -> None:
             else None
         ),
         "n_features_in_": int(estimator.n_features_in_),
+        "sample_shape": [int(s) for s in estimator._sample_shape],
         "n_components_": int(estimator.n_components_),
         "n_iter_": int(estimator.n_iter_),
         "best_epoch_": estimator.best_epoch_,
@@ -138,6 +139,7 @@ def load(path: str | os.PathLike) -> TripletEmbedder:
         fitted = metadata["fitted"]
         classes = fitted.pop("classes_")
         names = fitted.pop("feature_names_in_")
+        sample_shape = tuple(fitted.pop("sample_shape"))
     except (zipfile.BadZipFile, KeyError, TypeError, json.JSONDecodeError) as exc:
         raise ValueError(
             f"{path} is not a readable sktriplet model file ({type(exc).__name__}: "
@@ -149,6 +151,7 @@ def load(path: str | os.PathLike) -> TripletEmbedder:
     for name, value in fitted.items():
         setattr(estimator, name, value)
     estimator.encoder_ = encoder
+    estimator._sample_shape = sample_shape
     estimator._forward = DenseForward.from_keras(encoder)
     return estimator
 

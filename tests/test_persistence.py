@@ -121,3 +121,14 @@ def test_code_in_a_model_file_is_refused(digits, tmp_path):
     save(emb, tmp_path / "m.sktriplet")
     with pytest.raises(ValueError, match="could not be loaded safely"):
         load(tmp_path / "m.sktriplet")
+
+
+def test_image_model_round_trip(tmp_path):
+    X, y = load_digits(return_X_y=True)
+    images = (X / 16.0).reshape(-1, 8, 8, 1)[:120]
+    emb = TripletEmbedder(epochs=1, random_state=0).fit(images, y[:120])
+    save(emb, tmp_path / "m.sktriplet")
+    restored = load(tmp_path / "m.sktriplet")
+    np.testing.assert_array_equal(restored.transform(images), emb.transform(images))
+    with pytest.raises(ValueError, match="fitted on samples of shape"):
+        restored.transform(np.zeros((2, 8, 9, 1)))

@@ -210,3 +210,59 @@ def test_device_gpu_without_a_gpu_is_a_clear_error(digits):
     X, y = digits
     with pytest.raises(ValueError, match="device='gpu' was asked for, but Keras"):
         TripletEmbedder(device="gpu", **QUICK).fit(X, y)
+
+
+def test_partial_fit_continues_training_and_accepts_new_classes(digits):
+    X, y = digits
+    first = y < 5
+    emb = TripletEmbedder(**QUICK)
+    emb.partial_fit(X[first], y[first])
+    assert emb.n_iter_ == 1 and emb.classes_.tolist() == [0, 1, 2, 3, 4]
+    before = emb.score(X, y)
+    for _ in range(4):
+        emb.partial_fit(X, y)
+    assert emb.n_iter_ == 5 and emb.classes_.tolist() == list(range(10))
+    assert len(emb.history_["loss"]) == 5
+    assert emb.score(X, y) > before
+
+
+def test_partial_fit_rejects_another_feature_count(digits):
+    X, y = digits
+    emb = TripletEmbedder(**QUICK).partial_fit(X, y)
+    before = emb.transform(X)
+    with pytest.raises(ValueError, match="X has 10 features"):
+        emb.partial_fit(X[:, :10], y)
+    np.testing.assert_array_equal(emb.transform(X), before)
+
+
+def test_memmap_is_streamed_not_copied(tmp_path):
+    """Fitting and transforming a memmap allocate far less than its size."""
+    code = f"""
+import numpy as np, sys
+from sktriplet import TripletEmbedder
+def anon():
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+rows, cols = 400_000, 32
+X = np.memmap({str(tmp_path / "X.f32")!r}, np.float32, "w+", shape=(rows, cols))
+rng = np.random.RandomState(0)
+for i in range(0, rows, 50_000):
+    X[i:i + 50_000] = rng.normal(size=(50_000, cols))
+X.flush()
+X = np.memmap({str(tmp_path / "X.f32")!r}, np.float32, "r", shape=(rows, cols))
+y = np.arange(rows) % 50
+params = dict(mining="hard", batch_size=2048, epochs=1, random_state=0)
+TripletEmbedder(**params).fit(np.asarray(X[:4096]), y[:4096])
+base = anon()
+emb = TripletEmbedder(**params).fit(X, y)
+E = emb.transform(X)
+print((anon() - base - E.nbytes / 2**20) / (X.nbytes / 2**20))
+"""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    share = float(out.stdout.strip().splitlines()[-1])
+    assert share < 0.5, f"fit + transform kept {share:.2f} x the memmap's size"

@@ -1,0 +1,83 @@
+"""Searches on a real dask.distributed cluster, and the core tests on JAX."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.model_selection import GridSearchCV
+
+from sktriplet import TripletEmbedder
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_grid_search_on_a_dask_cluster_matches_one_process():
+    distributed = pytest.importorskip("distributed")
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:240] / 16.0, y[:240]
+    grid = {"margin": [0.05, 0.5, 2.0], "mining": ["semihard", "hard"]}
+    estimator = TripletEmbedder(epochs=3, hidden_layer_sizes=(32,), random_state=0)
+    serial = GridSearchCV(estimator, grid, cv=2, n_jobs=1).fit(X, y)
+
+    # One thread per worker process, so that TensorFlow does not oversubscribe.
+    worker_env = {
+        "OMP_NUM_THREADS": "1",
+        "TF_NUM_INTRAOP_THREADS": "1",
+        "TF_NUM_INTEROP_THREADS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env=worker_env,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        with joblib.parallel_backend("dask"):
+            spread = GridSearchCV(estimator, grid, cv=2, n_jobs=-1).fit(X, y)
+        workers_used = len(client.scheduler_info()["workers"])
+    assert workers_used == 2
+    assert spread.best_params_ == serial.best_params_
+    np.testing.assert_allclose(
+        spread.cv_results_["mean_test_score"], serial.cv_results_["mean_test_score"]
+    )
+
+
+def test_core_tests_pass_on_the_jax_backend():
+    pytest.importorskip("jax")
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+    check = subprocess.run(
+        [sys.executable, "-c", "import keras; print(keras.backend.backend())"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert check.stdout.strip() == "jax"
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_losses.py",
+            "tests/test_estimator.py",
+            "tests/test_images.py",
+            "-k",
+            "not gradient and not resnet",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stdout[-3000:]
