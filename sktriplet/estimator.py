@@ -7,6 +7,7 @@ stacks, inside ``transform``), never when this module is imported.
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -282,13 +283,8 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self : object
             The fitted estimator.
         """
-        before = dict(self.__dict__)
-        try:
+        with self._unchanged_on_failure():
             return self._fit(X, y)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(before)
-            raise
 
     def partial_fit(self, X, y):
         """Train for one more epoch on ``(X, y)``, from the current weights.
@@ -308,12 +304,18 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         -------
         self : object
         """
-        before = dict(self.__dict__)
-        try:
+        with self._unchanged_on_failure():
             if not hasattr(self, "encoder_"):
                 self._validate_params()
                 return self._fit(X, y, epochs=1)
             return self._fit(X, y, epochs=1, warm_start=True)
+
+    @contextmanager
+    def _unchanged_on_failure(self):
+        """Restore every attribute if the enclosed code raises (even Ctrl-C)."""
+        before = dict(self.__dict__)
+        try:
+            yield
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(before)
@@ -330,11 +332,8 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             allow_nd=True,
             reset=not warm_start,
         )
-        if warm_start and X.shape[1:] != self._sample_shape:
-            raise ValueError(
-                f"X has samples of shape {X.shape[1:]}, but TripletEmbedder was "
-                f"fitted on samples of shape {self._sample_shape}."
-            )
+        if warm_start:
+            self._check_fitted_sample_shape(X)
         self._check_sample_shape(X)
         hidden_layer_sizes = self._check_hidden_layer_sizes()
         classes, y_codes = self._check_labels(y)
@@ -391,6 +390,13 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self._forward = DenseForward.from_keras(encoder)
         self._warn_if_collapsed(X[train_idx[:1000]])
         return self
+
+    def _check_fitted_sample_shape(self, X) -> None:
+        if X.shape[1:] != self._sample_shape:
+            raise ValueError(
+                f"X has samples of shape {X.shape[1:]}, but TripletEmbedder was "
+                f"fitted on samples of shape {self._sample_shape}."
+            )
 
     def _check_sample_shape(self, X) -> None:
         if self.encoder is None and X.ndim not in (2, 4):
@@ -591,11 +597,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             dtype=[np.float64, np.float32],
             allow_nd=True,
         )
-        if X.shape[1:] != self._sample_shape:
-            raise ValueError(
-                f"X has samples of shape {X.shape[1:]}, but TripletEmbedder was "
-                f"fitted on samples of shape {self._sample_shape}."
-            )
+        self._check_fitted_sample_shape(X)
         return self._embed(X)
 
     def similarity(self, X1, X2):

@@ -244,7 +244,7 @@ def anon():
     for line in open("/proc/self/status"):
         if line.startswith("RssAnon:"):
             return int(line.split()[1]) / 1024
-rows, cols = 400_000, 32
+rows, cols = 200_000, 32
 X = np.memmap({str(tmp_path / "X.f32")!r}, np.float32, "w+", shape=(rows, cols))
 rng = np.random.RandomState(0)
 for i in range(0, rows, 50_000):
