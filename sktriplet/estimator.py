@@ -18,7 +18,7 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -121,6 +121,19 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     callbacks : list of keras.callbacks.Callback, default=None
         Passed through to ``keras.Model.fit``.
 
+    precision : {"float32", "mixed_bfloat16", "mixed_float16"}, default="float32"
+        Compute precision of the encoder.  The mixed policies compute in 16-bit
+        floats with float32 weights; the loss and the embeddings stay float32,
+        and float16 training scales the loss to avoid underflow.  Faster on
+        GPUs with 16-bit units; on CPUs, float32 is usually fastest.
+
+    strategy : tf.distribute.Strategy, default=None
+        Train under this TensorFlow distribution strategy, such as
+        ``tf.distribute.MirroredStrategy()`` over several GPUs.  Each global
+        batch is split across the replicas, the embeddings are gathered back so
+        that triplets are mined over the global batch, and the loss is divided
+        per replica, so that the result matches one device.
+
     device : {"auto", "cpu", "gpu"}, default="auto"
         Where training and Keras inference run: "auto" lets Keras choose (a GPU
         when the backend sees one); "gpu" raises a ``ValueError`` when there is
@@ -215,6 +228,8 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "validation_strategy": [StrOptions({"stratified", "class_disjoint"})],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "callbacks": [list, None],
+        "precision": [StrOptions({"float32", "mixed_bfloat16", "mixed_float16"})],
+        "strategy": [HasMethods(["scope"]), None],
         "device": [StrOptions({"auto", "cpu", "gpu"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -239,6 +254,8 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         validation_strategy="stratified",
         n_iter_no_change=10,
         callbacks=None,
+        precision="float32",
+        strategy=None,
         device="auto",
         random_state=None,
         verbose=0,
@@ -259,6 +276,8 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.validation_strategy = validation_strategy
         self.n_iter_no_change = n_iter_no_change
         self.callbacks = callbacks
+        self.precision = precision
+        self.strategy = strategy
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -359,12 +378,20 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             encoder, n_components = self._build_encoder(
                 X.shape[1:], hidden_layer_sizes, rng
             )
-        sampler = ClassBalancedSampler(
-            y_codes[train_idx], batch_size, self.samples_per_class, rng
-        )
+        sampler_seed = int(rng.randint(np.iinfo(np.int32).max))
+
+        def make_sampler():
+            # A new sampler replays the same batches: the input can be re-read.
+            return ClassBalancedSampler(
+                y_codes[train_idx],
+                batch_size,
+                self.samples_per_class,
+                np.random.RandomState(sampler_seed),
+            )
+
         epochs = self.epochs if epochs is None else epochs
         result = self._fit_model(
-            encoder, X, y_codes, train_idx, val_idx, sampler, rng, epochs
+            encoder, X, y_codes, train_idx, val_idx, make_sampler, rng, epochs
         )
         if result.non_finite is not None:
             epoch, batch, value = result.non_finite
@@ -455,7 +482,10 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     def _build_encoder(self, input_shape, hidden_layer_sizes, rng):
         """The network to train, and its embedding size."""
+        from .keras.models import with_precision
+
         encoder, n_components = self._make_encoder(input_shape, hidden_layer_sizes, rng)
+        encoder = with_precision(encoder, self.precision)
         if self.normalize and n_components == 1:
             # Valid (scikit-learn's own checks fit with n_components=1), but
             # rarely what the user meant.
@@ -520,13 +550,17 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             encoder = keras.Model(inputs, outputs, name="normalized_encoder")
         return encoder, dim
 
-    def _fit_model(self, encoder, X, y_codes, train_idx, val_idx, sampler, rng, epochs):
+    def _fit_model(
+        self, encoder, X, y_codes, train_idx, val_idx, make_sampler, rng, epochs
+    ):
         """Train ``encoder`` with the triplet loss; return the training result."""
         from .keras import devices, training
 
         def batches():
-            # Rows are gathered batch by batch: X is never copied whole.
-            for _ in range(epochs):
+            # Rows are gathered batch by batch: X is never copied whole.  Endless:
+            # Keras takes steps_per_epoch * epochs batches, and may read ahead.
+            sampler = make_sampler()
+            while True:
                 for rows in train_idx[sampler.epoch()]:
                     yield X[rows].astype(np.float32, copy=False), y_codes[rows]
 
@@ -544,12 +578,14 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 seed=int(rng.randint(np.iinfo(np.int32).max)),
                 learning_rate=self.learning_rate,
                 device=self.device,
+                strategy=self.strategy,
+                loss_scaling=self.precision == "mixed_float16",
             ) as model,
         ):
             result = training.run_training(
                 model,
-                batches(),
-                steps_per_epoch=sampler.n_batches,
+                batches,
+                steps_per_epoch=make_sampler().n_batches,
                 epochs=epochs,
                 validation=validation,
                 patience=self.n_iter_no_change,

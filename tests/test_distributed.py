@@ -81,3 +81,40 @@ def test_core_tests_pass_on_the_jax_backend():
         cwd=ROOT,
     )
     assert out.returncode == 0, out.stdout[-3000:]
+
+
+MIRRORED = """
+import os, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+two_cpus = [tf.config.LogicalDeviceConfiguration()] * 2
+tf.config.set_logical_device_configuration(cpu, two_cpus)
+import numpy as np
+from sklearn.datasets import load_digits
+from sktriplet import TripletEmbedder
+X, y = load_digits(return_X_y=True)
+X, y = (X / 16)[:400], y[:400]
+params = dict(epochs=4, hidden_layer_sizes=(32,), random_state=0, mining=sys.argv[1])
+one = TripletEmbedder(**params).fit(X, y)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+two = TripletEmbedder(strategy=strategy, **params).fit(X, y)
+assert strategy.num_replicas_in_sync == 2
+np.testing.assert_allclose(two.history_["loss"], one.history_["loss"], rtol=1e-5)
+np.testing.assert_allclose(two.transform(X), one.transform(X), atol=1e-5)
+print("same")
+"""
+
+
+@pytest.mark.parametrize("mining", ["semihard", "all"])
+def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(mining):
+    pytest.importorskip("tensorflow")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
+    out = subprocess.run(
+        [sys.executable, "-c", MIRRORED, mining],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert out.returncode == 0 and out.stdout.strip().endswith("same"), out.stderr[
+        -3000:
+    ]

@@ -244,7 +244,7 @@ def anon():
     for line in open("/proc/self/status"):
         if line.startswith("RssAnon:"):
             return int(line.split()[1]) / 1024
-rows, cols = 200_000, 32
+rows, cols = 300_000, 64
 X = np.memmap({str(tmp_path / "X.f32")!r}, np.float32, "w+", shape=(rows, cols))
 rng = np.random.RandomState(0)
 for i in range(0, rows, 50_000):
@@ -252,7 +252,7 @@ for i in range(0, rows, 50_000):
 X.flush()
 X = np.memmap({str(tmp_path / "X.f32")!r}, np.float32, "r", shape=(rows, cols))
 y = np.arange(rows) % 50
-params = dict(mining="hard", batch_size=2048, epochs=1, random_state=0)
+params = dict(mining="hard", batch_size=1024, epochs=1, random_state=0)
 TripletEmbedder(**params).fit(np.asarray(X[:4096]), y[:4096])
 base = anon()
 emb = TripletEmbedder(**params).fit(X, y)
@@ -266,3 +266,16 @@ print((anon() - base - E.nbytes / 2**20) / (X.nbytes / 2**20))
     assert out.returncode == 0, out.stderr[-2000:]
     share = float(out.stdout.strip().splitlines()[-1])
     assert share < 0.5, f"fit + transform kept {share:.2f} x the memmap's size"
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains_with_float32_outputs(digits, precision):
+    X, y = digits
+    emb = TripletEmbedder(precision=precision, epochs=6, random_state=0).fit(X, y)
+    inner = [layer for layer in emb.encoder_.layers if layer.name == "hidden_0"]
+    assert inner and inner[0].dtype_policy.name == precision
+    raw = np.asarray(emb.encoder_(X[:5].astype(np.float32), training=False))
+    assert raw.dtype == np.float32
+    assert np.isfinite(emb.history_["loss"]).all()
+    reference = TripletEmbedder(epochs=6, random_state=0).fit(X, y)
+    assert emb.score(X, y) > reference.score(X, y) - 0.05

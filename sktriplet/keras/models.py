@@ -33,6 +33,23 @@ def _scale_per_replica(loss):
     return loss if replicas == 1 else loss / replicas
 
 
+def _gather_replicas(*tensors):
+    """Under ``tf.distribute``, each tensor of every replica, concatenated.
+
+    Each replica then mines triplets over the global batch, as one device would;
+    with the loss divided per replica and the gradients summed across replicas,
+    training matches a single device.  A no-op elsewhere.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return tensors
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return tensors
+    return tuple(context.all_gather(t, axis=0) for t in tensors)
+
+
 @keras.saving.register_keras_serializable(package="sktriplet")
 class SiameseModel(keras.Model):
     """An embedding network trained with the triplet loss on labelled batches.
@@ -108,6 +125,7 @@ class SiameseModel(keras.Model):
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
+        y, y_pred = _gather_replicas(y, y_pred)
         loss, active_fraction = triplet_loss(
             y,
             y_pred,
@@ -221,12 +239,35 @@ def clone_architecture(encoder: keras.Model) -> keras.Model:
     )
 
 
-def _clone_layer(layer):
+def _clone_layer(layer, dtype=None):
+    config = layer.get_config()
+    if dtype is not None and not isinstance(layer, keras.layers.InputLayer):
+        config["dtype"] = dtype
     # The model is the user's own object in memory, so a Lambda layer's function
     # is code the user already runs: Keras' safe mode, meant for files, is off.
     if isinstance(layer, keras.layers.Lambda):
-        return type(layer).from_config(layer.get_config(), safe_mode=False)
-    return type(layer).from_config(layer.get_config())
+        return type(layer).from_config(config, safe_mode=False)
+    return type(layer).from_config(config)
+
+
+def with_precision(encoder: keras.Model, precision: str) -> keras.Model:
+    """``encoder`` computing in ``precision`` ("mixed_float16", "mixed_bfloat16").
+
+    Every layer is rebuilt with that dtype policy (weights stay float32 and are
+    copied over), and a last layer casts the embedding back to float32.
+    """
+    if precision == "float32":
+        return encoder
+    twin = keras.models.clone_model(
+        encoder,
+        clone_function=lambda layer: _clone_layer(layer, dtype=precision),
+        recursive=True,
+    )
+    twin.set_weights(encoder.get_weights())
+    outputs = keras.layers.Activation("linear", dtype="float32", name="to_float32")(
+        twin.output
+    )
+    return keras.Model(twin.input, outputs, name=encoder.name)
 
 
 def encoder_output_dim(encoder: keras.Model) -> int | None:

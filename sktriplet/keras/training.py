@@ -14,7 +14,7 @@ import math
 import threading
 import warnings
 from collections import OrderedDict
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import keras
@@ -56,7 +56,16 @@ def _architecture_key(encoder, mining: str, distance: str, device: str) -> str |
 
 @contextmanager
 def siamese_model_for(
-    encoder, *, margin, mining, distance, seed, learning_rate, device="auto"
+    encoder,
+    *,
+    margin,
+    mining,
+    distance,
+    seed,
+    learning_rate,
+    device="auto",
+    strategy=None,
+    loss_scaling=False,
 ):
     """A compiled SiameseModel that trains like a new one built around ``encoder``.
 
@@ -66,20 +75,34 @@ def siamese_model_for(
     for the life of the process.  The model trains a twin of ``encoder``
     (``encoder`` is left as it is); copy the weights back from
     ``model.encoder`` when training ends.  Each thread gets its own model.
+
+    Under a ``tf.distribute`` ``strategy``, or with float16 ``loss_scaling``, a
+    new model is built (inside the strategy's scope) and not pooled.
     """
-    key = _architecture_key(encoder, mining, distance, device)
+    pooled = strategy is None and not loss_scaling
+    key = _architecture_key(encoder, mining, distance, device) if pooled else None
     model = None
     with _POOL_LOCK:
         if key is not None and _POOL.get(key):
             model = _POOL[key].pop()
             _POOL.move_to_end(key)
-    if model is None:
-        twin = encoder if key is None else clone_architecture(encoder)
-        model = SiameseModel(twin, margin=margin, mining=mining, distance=distance)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate))
-    model.reset(
-        encoder.get_weights(), margin=margin, seed=seed, learning_rate=learning_rate
-    )
+    if model is not None:
+        model.reset(
+            encoder.get_weights(), margin=margin, seed=seed, learning_rate=learning_rate
+        )
+    else:
+        with strategy.scope() if strategy is not None else nullcontext():
+            twin = encoder if key is None and strategy is None else None
+            if twin is None:
+                twin = clone_architecture(encoder)
+                twin.set_weights(encoder.get_weights())
+            model = SiameseModel(
+                twin, margin=margin, mining=mining, distance=distance, seed=seed
+            )
+            optimizer = keras.optimizers.Adam(learning_rate)
+            if loss_scaling:
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            model.compile(optimizer=optimizer)
     try:
         yield model
     finally:
@@ -166,6 +189,30 @@ class _ValidationMonitor(keras.callbacks.Callback):
             self._encoder.set_weights(self._best_weights)
 
 
+def _input_of(model, batches):
+    """What ``model.fit`` reads: the batch iterator, or under ``tf.distribute`` a
+    ``tf.data`` pipeline over it.
+
+    Keras re-reads a plain generator's first batches when it distributes it,
+    which would shift the batch sequence; a dataset built from the replayable
+    ``batches`` reads the same sequence however often it restarts.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return batches()
+    import tensorflow as tf
+
+    if not tf.distribute.has_strategy() and not getattr(
+        model, "_distribute_strategy", None
+    ):
+        return batches()
+    x, y = next(batches())
+    signature = (
+        tf.TensorSpec(x.shape, tf.float32),
+        tf.TensorSpec(y.shape, tf.as_dtype(y.dtype)),
+    )
+    return tf.data.Dataset.from_generator(batches, output_signature=signature)
+
+
 def run_training(
     model,
     batches,
@@ -183,8 +230,9 @@ def run_training(
     Parameters
     ----------
     model : SiameseModel, compiled
-    batches : iterator of (x, labels)
-        ``steps_per_epoch * epochs`` batches at least.
+    batches : callable
+        Returns a new iterator of ``(x, labels)`` batches, the same sequence
+        each time, ``steps_per_epoch * epochs`` batches at least.
     validation : tuple (X_val, y_val, metric), optional
         Held-out data whose MAP@R is computed after each epoch.
     patience : int, optional
@@ -207,7 +255,7 @@ def run_training(
     all_callbacks = [*own, history, *(callbacks or [])]
     try:
         model.fit(
-            batches,
+            _input_of(model, batches),
             steps_per_epoch=steps_per_epoch,
             epochs=epochs,
             shuffle=False,  # the sampler already shuffles, with our own RNG
