@@ -265,6 +265,7 @@ print((anon() - base - E.nbytes / 2**20) / (X.nbytes / 2**20))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     share = float(out.stdout.strip().splitlines()[-1])
+    print(f"fit + transform kept {share:.2f} x the memmap's size")
     assert share < 0.5, f"fit + transform kept {share:.2f} x the memmap's size"
 
 
