@@ -46,9 +46,9 @@ def main() -> None:
     gc.collect()
     loop = rss_mb()
 
-    grid = {"margin": list(np.linspace(0.1, 1.0, args.fits // 2))}
+    grid = {"margin": list(np.linspace(0.1, 1.0, args.fits))}
     search = GridSearchCV(TripletEmbedder(**params), grid, cv=2, refit=False)
-    search.fit(X, y)  # fits/2 candidates x 2 folds = fits fits
+    search.fit(X, y)  # `fits` candidates x 2 folds
     gc.collect()
     searched = rss_mb()
 
@@ -57,7 +57,7 @@ def main() -> None:
         f"{args.fits} fits in a loop: +{loop - start:.1f} MB, "
         f"{(loop - start) / args.fits:.2f} MB per fit"
     )
-    n_search = len(grid["margin"]) * 2
+    n_search = len(grid["margin"]) * 2  # candidates x folds
     print(
         f"GridSearchCV, {len(grid['margin'])} candidates x 2 folds = {n_search} fits: "
         f"+{searched - loop:.1f} MB, {(searched - loop) / n_search:.2f} MB per fit"
