@@ -153,18 +153,13 @@ def test_transform_from_threads_matches_serial(digits):
     emb = TripletEmbedder(**QUICK).fit(X, y)
     chunks = np.array_split(X, 8)
     serial = [emb.transform(c) for c in chunks]
-    results = [None] * len(chunks)
 
     def work(i):
-        for _ in range(5):
-            results[i] = emb.transform(chunks[i])
+        for _ in range(4):
+            emb.transform(chunks[i])
+        return emb.transform(chunks[i])
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(chunks))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for a, b in zip(serial, results):
+    for a, b in zip(serial, _in_threads(work, len(chunks))):
         np.testing.assert_array_equal(a, b)
 
 
@@ -172,18 +167,27 @@ def test_two_fits_in_threads_do_not_disturb_each_other(digits):
     X, y = digits
     params = [dict(QUICK, random_state=0), dict(QUICK, random_state=1, margin=0.2)]
     serial = [TripletEmbedder(**p).fit(X, y).transform(X) for p in params]
-    results = [None, None]
 
     def work(i):
-        results[i] = TripletEmbedder(**params[i]).fit(X, y).transform(X)
+        return TripletEmbedder(**params[i]).fit(X, y).transform(X)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for a, b in zip(serial, _in_threads(work, 2)):
+        np.testing.assert_array_equal(a, b)
+
+
+def _in_threads(work, n):
+    """``[work(0), ..., work(n - 1)]``, each call in its own thread, all at once."""
+    results = [None] * n
+
+    def run(i):
+        results[i] = work(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    for a, b in zip(serial, results):
-        np.testing.assert_array_equal(a, b)
+    return results
 
 
 def test_verbose_fit_shows_progress_and_default_is_silent(digits, capfd):
