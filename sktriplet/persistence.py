@@ -168,7 +168,7 @@ def _check_format(metadata: dict, path: Path) -> None:
 
 
 def _is_keras_model(obj) -> bool:
-    if obj is None or callable(obj) and not hasattr(obj, "get_weights"):
+    if not hasattr(obj, "get_weights"):  # None or a plain function: skip Keras
         return False
     import keras
 

@@ -1,7 +1,8 @@
 """The training run: Keras ``fit`` with sktriplet's watchdog, validation and interrupts.
 
 The estimator hands over a compiled :class:`~sktriplet.keras.SiameseModel`, a
-generator of class-balanced batches and, optionally, a held-out validation set.
+replayable source of class-balanced batches and, optionally, a held-out
+validation set.
 :func:`run_training` trains, stops on a non-finite loss, stops early when the
 validation MAP@R stops improving, restores the best weights, turns Ctrl-C into a
 clean stop, and returns what happened as plain data.
