@@ -31,6 +31,8 @@ FORMAT_VERSION = 1
 _METADATA = "metadata.json"
 _ENCODER = "encoder.keras"
 _ENCODER_PARAM = "encoder_param.keras"
+# Parameters that hold live objects of this process, meaningless in a file.
+_RUNTIME_PARAMS = ("callbacks", "strategy")
 
 
 def save(estimator: TripletEmbedder, path: str | os.PathLike) -> None:
@@ -47,7 +49,8 @@ def save(estimator: TripletEmbedder, path: str | os.PathLike) -> None:
     -----
     Parameters that are Python code are not stored: an ``encoder`` given as a
     callable is loaded back as None (a Keras model is stored and loaded back),
-    and ``callbacks`` as None.  They only matter for a later ``fit``.
+    and ``callbacks`` and ``strategy`` as None.  They only matter for a later
+    ``fit``.
 
     Examples
     --------
@@ -66,7 +69,8 @@ def save(estimator: TripletEmbedder, path: str | os.PathLike) -> None:
     check_is_fitted(estimator)
     params = estimator.get_params()
     encoder_param = params.pop("encoder")
-    params.pop("callbacks")
+    for runtime_object in _RUNTIME_PARAMS:
+        params.pop(runtime_object)
     params["hidden_layer_sizes"] = [
         int(s) for s in np.ravel(params["hidden_layer_sizes"])
     ]

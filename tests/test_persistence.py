@@ -132,3 +132,15 @@ def test_image_model_round_trip(tmp_path):
     np.testing.assert_array_equal(restored.transform(images), emb.transform(images))
     with pytest.raises(ValueError, match="fitted on samples of shape"):
         restored.transform(np.zeros((2, 8, 9, 1)))
+
+
+def test_runtime_objects_in_params_are_not_stored(digits, tmp_path):
+    """A strategy, like callbacks, is a runtime object: saved as None, not an error."""
+    tf = pytest.importorskip("tensorflow")
+    X, y = digits
+    strategy = tf.distribute.get_strategy()  # the default strategy, one device
+    emb = TripletEmbedder(strategy=strategy, **QUICK).fit(X, y)
+    save(emb, tmp_path / "m.sktriplet")
+    restored = load(tmp_path / "m.sktriplet")
+    assert restored.strategy is None and restored.callbacks is None
+    np.testing.assert_array_equal(restored.transform(X), emb.transform(X))
