@@ -41,9 +41,34 @@ def umap_supervised(X, y, cfg):
     return model.fit(X, y).transform
 
 
+def _metric_learn_on_new_sklearn():
+    """Let metric-learn 0.7.0 run on scikit-learn >= 1.8.
+
+    metric-learn passes ``force_all_finite`` to ``check_array`` and
+    ``check_X_y``; scikit-learn 1.6 renamed it ``ensure_all_finite`` and 1.8
+    removed the old name.  Only the keyword changes; the check is the same.
+    """
+    from metric_learn import _util
+
+    def renamed(check):
+        def call(*args, force_all_finite=None, **kwargs):
+            if force_all_finite is not None:
+                kwargs.setdefault("ensure_all_finite", force_all_finite)
+            return check(*args, **kwargs)
+
+        call.__wrapped__ = check
+        return call
+
+    for name in ("check_array", "check_X_y"):
+        check = getattr(_util, name)
+        if not hasattr(check, "__wrapped__"):
+            setattr(_util, name, renamed(check))
+
+
 def lmnn(X, y, cfg):
     from metric_learn import LMNN
 
+    _metric_learn_on_new_sklearn()
     model = LMNN(n_neighbors=3, n_components=cfg["dim"], random_state=cfg["seed"])
     return model.fit(X, y).transform
 
