@@ -546,7 +546,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
         if self.normalize:
             inputs = keras.Input(shape=encoder.input_shape[1:])
-            outputs = keras.layers.UnitNormalization()(encoder(inputs))
+            outputs = models.L2Normalization()(encoder(inputs))
             encoder = keras.Model(inputs, outputs, name="normalized_encoder")
         return encoder, dim
 
@@ -564,6 +564,10 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 for rows in train_idx[sampler.epoch()]:
                     yield X[rows].astype(np.float32, copy=False), y_codes[rows]
 
+        sampler = make_sampler()
+        steps_per_epoch, steps_per_execution = training.steps_per_call(
+            sampler.n_batches
+        )
         validation = None
         if val_idx is not None:
             metric = _RETRIEVAL_METRIC[self.distance]
@@ -577,6 +581,16 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 distance=self.distance,
                 seed=int(rng.randint(np.iinfo(np.int32).max)),
                 learning_rate=self.learning_rate,
+                # Each batch holds samples_per_group rows of a class, at most.
+                max_positives=max(sampler.samples_per_group - 1, 1),
+                # XLA fuses the small ops of the loss and of our own MLP; a
+                # user's encoder, and tf.distribute, keep Keras's choice.
+                jit_compile=(
+                    True
+                    if self.encoder is None and X.ndim == 2 and self.strategy is None
+                    else "auto"
+                ),
+                steps_per_execution=steps_per_execution,
                 device=self.device,
                 strategy=self.strategy,
                 loss_scaling=self.precision == "mixed_float16",
@@ -585,7 +599,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             result = training.run_training(
                 model,
                 batches,
-                steps_per_epoch=make_sampler().n_batches,
+                steps_per_epoch=steps_per_epoch,
                 epochs=epochs,
                 validation=validation,
                 patience=self.n_iter_no_change,
@@ -611,6 +625,14 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 UserWarning,
                 stacklevel=5,  # _warn_if_collapsed, _fit, fit, _fit_context, caller
             )
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # may be self.__dict__ itself
+        if "encoder_" in state:  # see PickledModel
+            from .keras.models import PickledModel
+
+            state["encoder_"] = PickledModel(state["encoder_"])
+        return state
 
     def transform(self, X):
         """Embed ``X``.

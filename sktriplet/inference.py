@@ -28,6 +28,9 @@ _ACTIVATIONS = {
 }
 
 
+_NORMALIZATIONS = ("UnitNormalization", "L2Normalization")
+
+
 class DenseForward:
     """Numpy forward pass of ``Dense`` layers, then an optional unit normalisation.
 
@@ -36,7 +39,8 @@ class DenseForward:
     layers : list of (kernel, bias or None, activation name)
     normalize : bool
         Whether the output rows are scaled to unit L2 norm, as
-        ``keras.layers.UnitNormalization`` does.
+        ``keras.layers.UnitNormalization`` (and sktriplet's ``L2Normalization``)
+        does.
     """
 
     def __init__(self, layers: list, normalize: bool) -> None:
@@ -50,7 +54,8 @@ class DenseForward:
         layers, normalize = [], False
         for layer in model.layers:
             kind = type(layer).__name__
-            if not type(layer).__module__.startswith("keras.") or normalize:
+            module = type(layer).__module__
+            if not module.startswith(("keras.", "sktriplet.")) or normalize:
                 return None
             if kind == "InputLayer":
                 continue
@@ -61,7 +66,7 @@ class DenseForward:
                 weights = [np.asarray(w) for w in layer.get_weights()]
                 bias = weights[1] if len(weights) > 1 else None
                 layers.append((weights[0], bias, activation))
-            elif kind == "UnitNormalization" and tuple(np.ravel(layer.axis)) in {
+            elif kind in _NORMALIZATIONS and tuple(np.ravel(layer.axis)) in {
                 (-1,),
                 (1,),
             }:

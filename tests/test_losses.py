@@ -63,12 +63,16 @@ def test_random_triplets_vary_with_the_seed():
 @pytest.mark.parametrize("strategy", ["all", "hard", "semihard"])
 @pytest.mark.parametrize("distance", mining.DISTANCES)
 @pytest.mark.parametrize("margin", [0.1, 0.5, 2.0])
-def test_loss_matches_reference(strategy, distance, margin):
+# None: the sort-based path; 2 (LABELS' largest class less one) and 5: sort-free.
+@pytest.mark.parametrize("max_positives", [None, 2, 5])
+def test_loss_matches_reference(strategy, distance, margin, max_positives):
     e = _embeddings(seed=2)
     d = mining.pairwise_distances(e, distance)
     triplets = mining.mine_triplets(LABELS, d, strategy)
     expected_loss, expected_active = mining.triplet_margin_loss(d, triplets, margin)
-    loss, active = losses.triplet_loss(LABELS, e, margin, strategy, distance)
+    loss, active = losses.triplet_loss(
+        LABELS, e, margin, strategy, distance, max_positives=max_positives
+    )
     np.testing.assert_allclose(_np(loss), expected_loss, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(_np(active), expected_active, atol=1e-6)
 
@@ -76,22 +80,52 @@ def test_loss_matches_reference(strategy, distance, margin):
 @pytest.mark.skipif(
     keras.backend.backend() != "tensorflow", reason="uses tf.GradientTape"
 )
-def test_all_mining_gradient_matches_explicit_triplets():
-    """The O(batch**2) sum over all triplets has the gradient of the plain sum."""
+@pytest.mark.parametrize(
+    "strategy, max_positives",
+    # The O(batch**2) sort-based "all", and the sort-free "all" and "semihard".
+    [("all", None), ("all", 2), ("semihard", 2)],
+)
+def test_gradient_matches_explicit_triplets(strategy, max_positives):
+    """The loss has the gradient of the plain mean over the triplets it mines."""
     import tensorflow as tf
 
     e = tf.Variable(_embeddings(seed=4))
-    triplets = mining.all_triplets(LABELS)
     with tf.GradientTape(persistent=True) as tape:
-        loss, _ = losses.triplet_loss(LABELS, e, 0.5, "all")
+        loss, _ = losses.triplet_loss(
+            LABELS, e, 0.5, strategy, max_positives=max_positives
+        )
         d = losses.pairwise_distances(e)
-        a, p, n = triplets
+        a, p, n = mining.mine_triplets(LABELS, d.numpy(), strategy)
         ap = tf.gather_nd(d, np.stack([a, p], 1))
         an = tf.gather_nd(d, np.stack([a, n], 1))
         explicit = tf.reduce_mean(tf.nn.relu(ap - an + 0.5))
     np.testing.assert_allclose(
         tape.gradient(loss, e).numpy(), tape.gradient(explicit, e).numpy(), atol=1e-5
     )
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="uses tf.function(jit_compile)"
+)
+def test_semihard_gradient_is_finite_under_xla_with_tied_distances():
+    """One-dimensional unit embeddings tie every distance at 0 or 4.
+
+    XLA may round a recomputed distance differently from the one the miner
+    compared; a gradient that matched floats (``min``'s) turned NaN there.
+    """
+    import tensorflow as tf
+
+    labels = np.repeat(np.arange(3), 6).astype(np.int32)
+    w = tf.Variable(_embeddings(seed=0, n=18, dim=1))
+
+    @tf.function(jit_compile=True)
+    def gradient():
+        with tf.GradientTape() as tape:
+            e = tf.math.l2_normalize(w, axis=1)
+            loss, _ = losses.triplet_loss(labels, e, 0.5, max_positives=5)
+        return tape.gradient(loss, w)
+
+    assert np.isfinite(gradient().numpy()).all()
 
 
 def test_loss_is_zero_without_valid_triplets():
@@ -115,3 +149,29 @@ def test_triplet_loss_class_round_trips_its_config():
     )
     e = _embeddings()
     np.testing.assert_allclose(_np(clone(LABELS, e)), _np(loss(LABELS, e)))
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="uses tf.function(jit_compile)"
+)
+def test_l2_normalization_has_a_finite_gradient_at_zero_under_xla():
+    """``UnitNormalization``'s gradient at a zero row is NaN under XLA; ours is
+    finite, with the same output."""
+    import tensorflow as tf
+
+    from sktriplet.keras.models import L2Normalization
+
+    x = tf.Variable(np.vstack([np.zeros((1, 4)), _embeddings(n=3, dim=4)]))
+    layer = L2Normalization()
+
+    @tf.function(jit_compile=True)
+    def gradient():
+        with tf.GradientTape() as tape:
+            out = layer(x)
+            total = tf.reduce_sum(out * np.arange(4.0))
+        return out, tape.gradient(total, x)
+
+    out, grad = gradient()
+    expected = keras.layers.UnitNormalization()(x)
+    np.testing.assert_allclose(out.numpy(), _np(expected), atol=1e-6)
+    assert np.isfinite(grad.numpy()).all()

@@ -257,7 +257,7 @@ X.flush()
 X = np.memmap({str(tmp_path / "X.f32")!r}, np.float32, "r", shape=(rows, cols))
 y = np.arange(rows) % 50
 params = dict(mining="hard", batch_size=1024, epochs=1, random_state=0)
-TripletEmbedder(**params).fit(np.asarray(X[:4096]), y[:4096])
+TripletEmbedder(**params).fit(np.asarray(X[:16384]), y[:16384])
 base = anon()
 emb = TripletEmbedder(**params).fit(X, y)
 E = emb.transform(X)

@@ -6,7 +6,11 @@ Keras backend, with mixed precision (the loss is computed in float32) and under
 ``tf.distribute`` (the caller scales the loss per replica).
 
 Memory per batch grows with ``batch**2``: ``"all"`` and ``"semihard"`` never form the
-``(batch, batch, batch)`` tensor of every triplet.  Both reduce to counting, for every
+``(batch, batch, batch)`` tensor of every triplet.  When the caller knows that no
+anchor has more than ``max_positives`` positives in a batch (a class-balanced batch
+of ``K`` rows per class has ``K - 1``), both work on the ``(batch, max_positives,
+batch)`` tensor of each anchor's positives against every row, with no sort: this is
+the fast path the estimator takes.  Otherwise both reduce to counting, for every
 anchor-positive pair, the negatives that lie nearer than some threshold, which one
 sort of each anchor's distances answers (see :func:`_merge_sorted`).
 
@@ -159,6 +163,61 @@ def mine_triplets(labels, distances, mining: str = "semihard", seed=None):
     )
 
 
+def _positive_columns(positive, max_positives: int):
+    """Each anchor's positives as columns: ``(batch, max_positives)`` indices and
+    whether each slot holds a positive (anchors with fewer positives are padded).
+
+    Positives beyond ``max_positives`` are left out.
+    """
+    _, columns = ops.top_k(ops.cast(positive, "float32"), k=max_positives)
+    return columns, ops.take_along_axis(positive, columns, axis=1)
+
+
+def _per_positive_hinge(labels, distances, margin, mining, max_positives):
+    """Hinge sum and counts of ``"semihard"`` or ``"all"`` over each anchor's
+    ``max_positives`` positives, on a ``(batch, max_positives, batch)`` tensor.
+    """
+    positive, negative = _pair_masks(labels)
+    columns, is_positive = _positive_columns(positive, max_positives)
+    ap = ops.take_along_axis(distances, columns, axis=1)  # (batch, max_positives)
+    neg = negative[:, None, :]
+    if mining == "all":
+        pairs = ops.logical_and(is_positive[:, :, None], neg)
+        hinges = ops.relu(ap[:, :, None] - distances[:, None, :] + margin)
+        violation = ops.where(pairs, hinges, 0.0)
+        n_pos = ops.sum(ops.cast(is_positive, "float32"), axis=1)
+        n_neg = ops.sum(ops.cast(negative, "float32"), axis=1)
+        return (
+            ops.sum(violation),
+            ops.sum(ops.cast(violation > 0, "float32")),
+            ops.sum(n_pos * n_neg),
+        )
+    # Semi-hard: the nearest negative farther than the positive; when none is
+    # farther, the farthest negative (the least hard of the hard ones).  The
+    # choice is made on indices and the distance gathered, so that the gradient
+    # never depends on comparing recomputed floats (XLA may round a fused
+    # recomputation differently).
+    chosen_from = ops.stop_gradient(distances)
+    farther = ops.logical_and(
+        neg, chosen_from[:, None, :] > ops.stop_gradient(ap)[:, :, None]
+    )
+    beyond = ops.max(chosen_from) + 1.0
+    nearest_farther = ops.argmin(ops.where(farther, chosen_from[:, None, :], beyond), 2)
+    farthest = ops.argmax(ops.where(negative, chosen_from, -1.0), axis=1)
+    negative_columns = ops.where(
+        ops.any(farther, axis=2), nearest_farther, farthest[:, None]
+    )
+    chosen = ops.take_along_axis(distances, negative_columns, axis=1)
+    has_negative = ops.any(negative, axis=1)
+    valid = ops.logical_and(is_positive, has_negative[:, None])
+    hinge = ops.where(valid, ops.relu(ap - chosen + margin), 0.0)
+    return (
+        ops.sum(hinge),
+        ops.sum(ops.cast(hinge > 0, "float32")),
+        ops.sum(ops.cast(valid, "float32")),
+    )
+
+
 def _all_triplets_hinge(labels, distances, margin):
     """Sum of the hinge over every valid triplet, and the counts, in O(n**2).
 
@@ -193,6 +252,7 @@ def triplet_loss(
     mining: str = "semihard",
     distance: str = "squared_euclidean",
     seed=None,
+    max_positives: int | None = None,
 ):
     """Triplet margin loss of a batch, with the triplets mined inside it.
 
@@ -208,6 +268,11 @@ def triplet_loss(
     distance : {"squared_euclidean", "euclidean", "cosine"}
     seed : int or keras.random.SeedGenerator, optional
         Randomness for ``mining="random"``.
+    max_positives : int, optional
+        The most positives any anchor has in the batch (``K - 1`` for ``K`` rows
+        per class).  With it, ``"semihard"`` and ``"all"`` take a sort-free path
+        several times faster; positives beyond it are left out, so it must not be
+        smaller than the true count.
 
     Returns
     -------
@@ -217,7 +282,11 @@ def triplet_loss(
         The fraction of selected triplets that still violate the margin.
     """
     distances = pairwise_distances(embeddings, distance)
-    if mining == "all":
+    if max_positives is not None and mining in ("all", "semihard"):
+        hinge_sum, n_active, n_triplets = _per_positive_hinge(
+            labels, distances, margin, mining, max_positives
+        )
+    elif mining == "all":
         hinge_sum, n_active, n_triplets = _all_triplets_hinge(labels, distances, margin)
     else:
         a, p, n, valid = mine_triplets(labels, distances, mining, seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 
 import keras
@@ -11,6 +12,7 @@ from keras import ops
 from .losses import triplet_loss
 
 __all__ = [
+    "L2Normalization",
     "SiameseModel",
     "build_conv_encoder",
     "build_mlp_encoder",
@@ -51,6 +53,23 @@ def _gather_replicas(*tensors):
 
 
 @keras.saving.register_keras_serializable(package="sktriplet")
+class L2Normalization(keras.layers.UnitNormalization):
+    """Scales each row to unit L2 norm, like ``keras.layers.UnitNormalization``.
+
+    The same output, computed in float32, with a gradient that stays finite at
+    a row of zeros: ``UnitNormalization`` clips ``rsqrt`` of the squared norm,
+    whose gradient at zero is ``0 * inf``, which XLA (and JAX) turn into NaN.
+    Clipping the squared norm before ``rsqrt`` avoids the infinity.
+    """
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        square_sum = ops.sum(ops.square(x), axis=self.axis, keepdims=True)
+        unit = x * ops.rsqrt(ops.maximum(square_sum, 1e-24))
+        return ops.cast(unit, self.compute_dtype)
+
+
+@keras.saving.register_keras_serializable(package="sktriplet")
 class SiameseModel(keras.Model):
     """An embedding network trained with the triplet loss on labelled batches.
 
@@ -74,6 +93,10 @@ class SiameseModel(keras.Model):
     distance : {"squared_euclidean", "euclidean", "cosine"}, default="squared_euclidean"
     seed : int, optional
         Seed of the randomness of ``mining="random"``.
+    max_positives : int, optional
+        The most rows of one class a batch holds, less one (``K - 1`` for ``K``
+        rows per class): ``"semihard"`` and ``"all"`` then skip sorting and train
+        several times faster.  Positives beyond it are left out of the loss.
     """
 
     def __init__(
@@ -83,6 +106,7 @@ class SiameseModel(keras.Model):
         mining: str = "semihard",
         distance: str = "squared_euclidean",
         seed: int | None = None,
+        max_positives: int | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -90,6 +114,7 @@ class SiameseModel(keras.Model):
         self.mining = mining
         self.distance = distance
         self.seed = seed
+        self.max_positives = max_positives
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.active_tracker = keras.metrics.Mean(name="active_fraction")
         # A variable, not a constant of the traced step: see ``reset``.
@@ -133,6 +158,7 @@ class SiameseModel(keras.Model):
             self.mining,
             self.distance,
             self.seed_generator,
+            self.max_positives,
         )
         self.active_tracker.update_state(active_fraction)
         for extra in self.losses:  # regularisers of the encoder
@@ -146,6 +172,7 @@ class SiameseModel(keras.Model):
             "mining": self.mining,
             "distance": self.distance,
             "seed": self.seed,
+            "max_positives": self.max_positives,
             "name": self.name,
         }
 
@@ -185,7 +212,7 @@ def build_mlp_encoder(
         name="embedding",
     )(h)
     if normalize:
-        h = keras.layers.UnitNormalization(name="l2_normalize")(h)
+        h = L2Normalization(name="l2_normalize")(h)
     return keras.Model(inputs, h, name="mlp_encoder")
 
 
@@ -217,7 +244,7 @@ def build_conv_encoder(
         name="embedding",
     )(h)
     if normalize:
-        h = keras.layers.UnitNormalization(name="l2_normalize")(h)
+        h = L2Normalization(name="l2_normalize")(h)
     return keras.Model(inputs, h, name="conv_encoder")
 
 
@@ -276,6 +303,25 @@ def encoder_output_dim(encoder: keras.Model) -> int | None:
     if isinstance(shape, list) or len(shape) != 2:
         return None
     return shape[1]
+
+
+class PickledModel:
+    """Pickles a Keras model so that unpickling imports this module first.
+
+    A model with sktriplet's layers unpickles only once they are registered,
+    which importing this module does; a bare Keras model in a pickle would be
+    rebuilt before anything imported it.  Unpickled, it is the model itself.
+    """
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def __reduce__(self):
+        return _unpickle_model, (pickle.dumps(self.model),)
+
+
+def _unpickle_model(data: bytes):
+    return pickle.loads(data)  # noqa: S301 - the caller chose to unpickle
 
 
 def as_numpy(x) -> np.ndarray:
