@@ -31,6 +31,7 @@ __all__ = ["TripletEmbedder"]
 
 _DEFAULT_N_COMPONENTS = 32
 _AUTO_BATCH_SIZE = 256
+_AUTO_EARLY_STOPPING_SAMPLES = 10_000
 _TRANSFORM_CHUNK = 4096
 # The metric that ranks neighbours as each training distance does.
 _RETRIEVAL_METRIC = {
@@ -58,7 +59,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Size of the embedding.  None means 32 for the default encoder, and the
         output size of ``encoder`` when one is given (an int must then match it).
 
-    hidden_layer_sizes : tuple of int, default=(256,)
+    hidden_layer_sizes : tuple of int, default=(256, 256)
         Widths of the hidden ReLU layers of the default encoder.  Ignored when
         ``encoder`` is given.
 
@@ -95,17 +96,21 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         ``batch_size // samples_per_class`` classes, or every class when there
         are fewer, with more rows each.
 
-    epochs : int, default=50
-        Passes over the training data.
+    epochs : int, default=100
+        Passes over the training data; with early stopping, the most passes.
 
-    learning_rate : float, default=1e-3
+    learning_rate : float, default=5e-3
         Learning rate of the Adam optimiser.
 
-    early_stopping : bool, default=False
+    early_stopping : "auto" or bool, default="auto"
         Hold out ``validation_fraction`` of the training data, score the
         embedding on it after each epoch (MAP@R), stop when the score has not
         improved for ``n_iter_no_change`` epochs, and keep the weights of the
-        best epoch.
+        best epoch: the amount of training then adapts to the data, and
+        ``epochs`` is a budget.  "auto" turns it on when ``fit`` gets more than
+        10000 samples, as scikit-learn's histogram gradient boosting does: a
+        smaller data set gives a noisier validation score and trains fast
+        anyway.  ``partial_fit`` never stops early under "auto".
 
     validation_fraction : float, default=0.1
         Share of the training data held out when ``early_stopping`` is on.
@@ -223,7 +228,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "samples_per_class": [Interval(Integral, 2, None, closed="left")],
         "epochs": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "early_stopping": ["boolean"],
+        "early_stopping": [StrOptions({"auto"}), "boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "validation_strategy": [StrOptions({"stratified", "class_disjoint"})],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -239,7 +244,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self,
         n_components=None,
         *,
-        hidden_layer_sizes=(256,),
+        hidden_layer_sizes=(256, 256),
         encoder=None,
         margin=0.5,
         mining="semihard",
@@ -247,9 +252,9 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         normalize=True,
         batch_size="auto",
         samples_per_class=4,
-        epochs=50,
-        learning_rate=1e-3,
-        early_stopping=False,
+        epochs=100,
+        learning_rate=5e-3,
+        early_stopping="auto",
         validation_fraction=0.1,
         validation_strategy="stratified",
         n_iter_no_change=10,
@@ -340,6 +345,12 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             self.__dict__.update(before)
             raise
 
+    def _stops_early(self, n_samples: int, partial: bool) -> bool:
+        """Whether this fit holds out a validation set and stops early."""
+        if self.early_stopping == "auto":
+            return not partial and n_samples > _AUTO_EARLY_STOPPING_SAMPLES
+        return bool(self.early_stopping)
+
     def _fit(self, X, y, epochs=None, warm_start=False):
         # Validate the data, the labels and the parameters that depend on them.
         X, y = validate_data(
@@ -363,7 +374,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
         # Hold out a validation set for early stopping.
         train_idx, val_idx = np.arange(len(X)), None
-        if self.early_stopping:
+        if self._stops_early(len(X), partial=epochs is not None):
             train_idx, val_idx = validation_split(
                 y_codes, self.validation_fraction, self.validation_strategy, rng
             )

@@ -284,3 +284,19 @@ def test_mixed_precision_trains_with_float32_outputs(digits, precision):
     assert np.isfinite(emb.history_["loss"]).all()
     reference = TripletEmbedder(epochs=6, random_state=0).fit(X, y)
     assert emb.score(X, y) > reference.score(X, y) - 0.05
+
+
+@pytest.mark.parametrize(
+    "n_samples, partial, expected",
+    [(10_001, False, True), (10_000, False, False), (10_001, True, False)],
+)
+def test_early_stopping_auto_turns_on_for_large_fits_only(n_samples, partial, expected):
+    """ "auto" holds out a validation set when fit gets more than 10000 samples."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(n_samples, 4)).astype(np.float32)
+    y = np.arange(n_samples) % 10
+    emb = TripletEmbedder(hidden_layer_sizes=(), n_components=2, epochs=1)
+    assert emb.early_stopping == "auto"
+    (emb.partial_fit if partial else emb.fit)(X, y)
+    assert ("val_map_at_r" in emb.history_) is expected
+    assert (emb.best_epoch_ is not None) is expected
