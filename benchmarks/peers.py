@@ -163,6 +163,19 @@ def seed_recipe(X, y, cfg):
     return lambda Z: np.asarray(embedding(Z.astype(np.float32)))
 
 
+def with_epochs(fit, epochs):
+    """``fit`` with its network trained for ``epochs`` instead of the config's."""
+
+    def fit_longer(X, y, cfg):
+        return fit(X, y, {**cfg, "epochs": epochs})
+
+    return fit_longer
+
+
+# sktriplet's epoch budget at its defaults: the network peers also run with it,
+# so that every network gets as many passes as sktriplet may take.
+BUDGET = TripletEmbedder().epochs
+
 PEERS = {
     "raw": raw,
     "PCA": pca,
@@ -170,6 +183,10 @@ PEERS = {
     "UMAP (supervised)": umap_supervised,
     "LMNN": lmnn,
     "pytorch-metric-learning": pytorch_metric_learning,
+    f"pytorch-metric-learning, {BUDGET} epochs": with_epochs(
+        pytorch_metric_learning, BUDGET
+    ),
     "seed recipe (Keras)": seed_recipe,
+    f"seed recipe (Keras), {BUDGET} epochs": with_epochs(seed_recipe, BUDGET),
 }
-NEURAL = {"pytorch-metric-learning", "seed recipe (Keras)"}
+NEURAL = {name for name in PEERS if name.startswith(("pytorch", "seed"))}
