@@ -32,6 +32,7 @@ __all__ = ["TripletEmbedder"]
 _DEFAULT_N_COMPONENTS = 32
 _AUTO_BATCH_SIZE = 256
 _AUTO_EARLY_STOPPING_SAMPLES = 10_000
+_MAX_VALIDATION_SAMPLES = 5_000
 _TRANSFORM_CHUNK = 4096
 # The metric that ranks neighbours as each training distance does.
 _RETRIEVAL_METRIC = {
@@ -113,7 +114,9 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         anyway.  ``partial_fit`` never stops early under "auto".
 
     validation_fraction : float, default=0.1
-        Share of the training data held out when ``early_stopping`` is on.
+        Share of the training data held out when ``early_stopping`` is on, up
+        to 5000 samples (MAP@R costs the square of their number).  With a
+        stratified split, samples beyond 5000 go back to training.
 
     validation_strategy : {"stratified", "class_disjoint"}, default="stratified"
         How the validation set is held out: a share of each class's samples, or
@@ -345,6 +348,19 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             self.__dict__.update(before)
             raise
 
+    def _cap_validation(self, train_idx, val_idx, rng):
+        """At most ``_MAX_VALIDATION_SAMPLES`` held out: MAP@R, scored every
+        epoch, costs the square of their number.  A stratified split gives the
+        rest back to training; a class-disjoint one leaves it out, so that no
+        held-out class is trained on."""
+        if len(val_idx) <= _MAX_VALIDATION_SAMPLES:
+            return train_idx, val_idx
+        keep = np.zeros(len(val_idx), dtype=bool)
+        keep[rng.choice(len(val_idx), _MAX_VALIDATION_SAMPLES, replace=False)] = True
+        if self.validation_strategy == "stratified":
+            train_idx = np.sort(np.concatenate([train_idx, val_idx[~keep]]))
+        return train_idx, val_idx[keep]
+
     def _stops_early(self, n_samples: int, partial: bool) -> bool:
         """Whether this fit holds out a validation set and stops early."""
         if self.early_stopping == "auto":
@@ -378,6 +394,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             train_idx, val_idx = validation_split(
                 y_codes, self.validation_fraction, self.validation_strategy, rng
             )
+            train_idx, val_idx = self._cap_validation(train_idx, val_idx, rng)
         batch_size = self._check_batch_size(len(train_idx))
 
         # Build the encoder (or copy the fitted one), then train it.

@@ -300,3 +300,21 @@ def test_early_stopping_auto_turns_on_for_large_fits_only(n_samples, partial, ex
     (emb.partial_fit if partial else emb.fit)(X, y)
     assert ("val_map_at_r" in emb.history_) is expected
     assert (emb.best_epoch_ is not None) is expected
+
+
+@pytest.mark.parametrize("strategy", ["stratified", "class_disjoint"])
+def test_validation_set_is_capped_and_stratified_rest_goes_back(strategy):
+    """MAP@R costs the square of the validation size: at most 5000 are scored."""
+    from sktriplet.sampling import validation_split
+
+    y = np.arange(80_000) % 100
+    rng = np.random.RandomState(0)
+    train, val = validation_split(y, 0.1, strategy, rng)
+    emb = TripletEmbedder(validation_strategy=strategy)
+    capped_train, capped_val = emb._cap_validation(train, val, rng)
+    assert len(capped_val) == 5000 and set(capped_val) <= set(val)
+    assert not set(capped_train) & set(capped_val)
+    if strategy == "stratified":
+        assert len(capped_train) + len(capped_val) == len(y)
+    else:  # held-out classes are never trained on
+        np.testing.assert_array_equal(capped_train, train)
