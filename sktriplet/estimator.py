@@ -111,7 +111,8 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         ``epochs`` is a budget.  "auto" turns it on when ``fit`` gets more than
         10000 samples, as scikit-learn's histogram gradient boosting does: a
         smaller data set gives a noisier validation score and trains fast
-        anyway.  ``partial_fit`` never stops early under "auto".
+        anyway.  ``partial_fit`` never stops early under "auto", nor does a
+        fit whose classes are too small to hold any samples out.
 
     validation_fraction : float, default=0.1
         Share of the training data held out when ``early_stopping`` is on, up
@@ -391,10 +392,16 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         # Hold out a validation set for early stopping.
         train_idx, val_idx = np.arange(len(X)), None
         if self._stops_early(len(X), partial=epochs is not None):
-            train_idx, val_idx = validation_split(
-                y_codes, self.validation_fraction, self.validation_strategy, rng
-            )
-            train_idx, val_idx = self._cap_validation(train_idx, val_idx, rng)
+            try:
+                train_idx, val_idx = validation_split(
+                    y_codes, self.validation_fraction, self.validation_strategy, rng
+                )
+                train_idx, val_idx = self._cap_validation(train_idx, val_idx, rng)
+            except ValueError:
+                # Classes too small to hold any out: "auto" trains on all the
+                # data for ``epochs``, as it would below the size threshold.
+                if self.early_stopping != "auto":
+                    raise
         batch_size = self._check_batch_size(len(train_idx))
 
         # Build the encoder (or copy the fitted one), then train it.

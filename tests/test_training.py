@@ -318,3 +318,16 @@ def test_validation_set_is_capped_and_stratified_rest_goes_back(strategy):
         assert len(capped_train) + len(capped_val) == len(y)
     else:  # held-out classes are never trained on
         np.testing.assert_array_equal(capped_train, train)
+
+
+def test_early_stopping_auto_trains_on_when_classes_are_too_small_to_validate():
+    """Many classes of a few samples each leave nothing to hold out: "auto" then
+    trains on all the data, where early_stopping=True says what is wrong."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(10_200, 4)).astype(np.float32)
+    y = np.arange(len(X)) % 2_040  # five samples per class
+    params = dict(hidden_layer_sizes=(), n_components=2, epochs=1, random_state=0)
+    emb = TripletEmbedder(**params).fit(X, y)
+    assert "val_map_at_r" not in emb.history_ and emb.best_epoch_ is None
+    with pytest.raises(ValueError, match="early_stopping needs a validation set"):
+        TripletEmbedder(early_stopping=True, **params).fit(X, y)
