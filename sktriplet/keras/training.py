@@ -39,7 +39,7 @@ _POOL_KEYS = 8  # architectures kept; the least recently used is dropped
 
 def _architecture_key(encoder, *step) -> str | None:
     """What a traced training step depends on: the layers, and ``step`` (mining,
-    distance, positives per anchor, device).
+    distance, positives per anchor, XLA, steps per call, device).
 
     Initializers are left out (``reset`` overwrites the weights they drew).
     None when the encoder has no config to compare (a subclassed model).
@@ -155,7 +155,7 @@ def steps_per_call(n_batches: int, most: int = 8) -> tuple[int, int]:
     Running several steps per call saves Keras's per-step overhead, which
     dominates on small models.  Keras runs whole calls, so the epoch is rounded
     to the nearest whole number of calls: an epoch of ``n_batches >= most``
-    batches changes by less than ``most / 2`` batches, and a shorter one runs as
+    batches changes by at most ``most / 2`` batches, and a shorter one runs as
     one call.  ``most`` is one value for every large data set, so that a grid
     search over data of different sizes reuses one traced step.
 
@@ -177,7 +177,11 @@ class TrainingResult:
 
 
 class _Watchdog(keras.callbacks.Callback):
-    """Stops training at the first batch whose loss is NaN or infinite."""
+    """Stops training when the loss turns NaN or infinite.
+
+    Keras reports after each call of ``steps_per_execution`` steps, so training
+    stops at the end of the call in which the loss turned.
+    """
 
     def __init__(self, result: TrainingResult) -> None:
         super().__init__()
