@@ -396,12 +396,13 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 train_idx, val_idx = validation_split(
                     y_codes, self.validation_fraction, self.validation_strategy, rng
                 )
-                train_idx, val_idx = self._cap_validation(train_idx, val_idx, rng)
             except ValueError:
                 # Classes too small to hold any out: "auto" trains on all the
                 # data for ``epochs``, as it would below the size threshold.
                 if self.early_stopping != "auto":
                     raise
+            else:
+                train_idx, val_idx = self._cap_validation(train_idx, val_idx, rng)
         batch_size = self._check_batch_size(len(train_idx))
 
         # Build the encoder (or copy the fitted one), then train it.
