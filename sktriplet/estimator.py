@@ -33,6 +33,8 @@ _DEFAULT_N_COMPONENTS = 32
 _AUTO_BATCH_SIZE = 256
 _AUTO_EARLY_STOPPING_SAMPLES = 10_000
 _MAX_VALIDATION_SAMPLES = 5_000
+_AUTO_INPUT_NOISE = 0.5
+_NOISE_SCALE_ROWS = 10_000  # rows that estimate each feature's spread
 _TRANSFORM_CHUNK = 4096
 # The metric that ranks neighbours as each training distance does.
 _RETRIEVAL_METRIC = {
@@ -102,6 +104,14 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     learning_rate : float, default=5e-3
         Learning rate of the Adam optimiser.
+
+    input_noise : "auto" or float, default="auto"
+        Standard deviation of the Gaussian noise added to every training input,
+        in units of each feature's standard deviation over the training data:
+        each epoch sees each sample with new noise, which keeps the network from
+        fitting the training samples too closely.  Never applied in
+        ``transform``.  0 turns it off.  "auto" is 0.5 for the default encoder
+        on tabular data and 0 for images and for a given ``encoder``.
 
     early_stopping : "auto" or bool, default="auto"
         Hold out ``validation_fraction`` of the training data, score the
@@ -232,6 +242,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "samples_per_class": [Interval(Integral, 2, None, closed="left")],
         "epochs": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "input_noise": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
         "early_stopping": [StrOptions({"auto"}), "boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "validation_strategy": [StrOptions({"stratified", "class_disjoint"})],
@@ -258,6 +269,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         samples_per_class=4,
         epochs=100,
         learning_rate=5e-3,
+        input_noise="auto",
         early_stopping="auto",
         validation_fraction=0.1,
         validation_strategy="stratified",
@@ -280,6 +292,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.samples_per_class = samples_per_class
         self.epochs = epochs
         self.learning_rate = learning_rate
+        self.input_noise = input_noise
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.validation_strategy = validation_strategy
@@ -547,7 +560,12 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 )
             else:
                 encoder = models.build_mlp_encoder(
-                    input_shape, hidden_layer_sizes, n_components, self.normalize, seed
+                    input_shape,
+                    hidden_layer_sizes,
+                    n_components,
+                    self.normalize,
+                    seed,
+                    synchronized=self.strategy is not None,
                 )
             return encoder, n_components
 
@@ -592,13 +610,22 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """Train ``encoder`` with the triplet loss; return the training result."""
         from .keras import devices, training
 
+        noise_scale = self._noise_scale(X, train_idx)
+        noise_seed = int(rng.randint(np.iinfo(np.int32).max))
+
         def batches():
             # Rows are gathered batch by batch: X is never copied whole.  Endless:
             # Keras takes steps_per_epoch * epochs batches, and may read ahead.
             sampler = make_sampler()
+            noise = np.random.default_rng(noise_seed)  # replays like the sampler
             while True:
                 for rows in train_idx[sampler.epoch()]:
-                    yield X[rows].astype(np.float32, copy=False), y_codes[rows]
+                    x = X[rows].astype(np.float32, copy=False)
+                    if noise_scale is not None:
+                        x = x + noise_scale * noise.standard_normal(
+                            x.shape, dtype=np.float32
+                        )
+                    yield x, y_codes[rows]
 
         sampler = make_sampler()
         steps_per_epoch, steps_per_execution = training.steps_per_call(
@@ -622,9 +649,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 # XLA fuses the small ops of the loss and of our own MLP; a
                 # user's encoder, and tf.distribute, keep Keras's choice.
                 jit_compile=(
-                    True
-                    if self.encoder is None and X.ndim == 2 and self.strategy is None
-                    else "auto"
+                    True if self._default_dense(X) and self.strategy is None else "auto"
                 ),
                 steps_per_execution=steps_per_execution,
                 device=self.device,
@@ -644,6 +669,27 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
             encoder.set_weights(model.encoder.get_weights())
         return result
+
+    def _default_dense(self, X) -> bool:
+        """Whether the default multilayer perceptron embeds ``X``."""
+        return self.encoder is None and X.ndim == 2
+
+    def _noise_scale(self, X, train_idx) -> np.ndarray | None:
+        """Standard deviation of the training noise of each input feature, or
+        None without noise.
+
+        Scaled by each feature's spread, estimated on at most
+        ``_NOISE_SCALE_ROWS`` evenly spaced training rows (X is never copied
+        whole), so that the noise means the same whatever the units of X.
+        """
+        level = self.input_noise
+        if level == "auto":
+            level = _AUTO_INPUT_NOISE if self._default_dense(X) else 0.0
+        if level == 0:
+            return None
+        rows = train_idx[:: max(len(train_idx) // _NOISE_SCALE_ROWS, 1)]
+        spread = np.std(X[rows], axis=0, dtype=np.float64)
+        return (level * spread).astype(np.float32)
 
     def _warn_if_collapsed(self, X_sample: np.ndarray) -> None:
         """Warn when training drew every embedding to (nearly) one point."""

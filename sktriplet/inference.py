@@ -31,6 +31,27 @@ _ACTIVATIONS = {
 _NORMALIZATIONS = ("UnitNormalization", "L2Normalization")
 
 
+def _fold_batch_norm(dense, layer):
+    """``dense`` followed by the inference-mode ``BatchNormalization`` ``layer``,
+    as one affine layer, or None when ``layer`` does not act on the last axis.
+
+    Inference computes ``gamma * (h - mean) / sqrt(var + epsilon) + beta``: a
+    scale of each output column and a shift.
+    """
+    kernel, bias, activation = dense
+    if tuple(np.ravel(layer.axis)) not in {(-1,), (1,)}:
+        return None
+    # Keyed by the variable's own name: gamma and beta are absent without
+    # ``scale`` and ``center``.
+    values = {w.path.rsplit("/", 1)[-1]: np.asarray(w) for w in layer.weights}
+    std = np.sqrt(values["moving_variance"] + layer.epsilon)
+    scale = values.get("gamma", 1.0) / std
+    shift = values.get("beta", 0.0) - values["moving_mean"] * scale
+    if bias is not None:
+        shift = shift + bias * scale
+    return kernel * scale, shift.astype(kernel.dtype), activation
+
+
 class DenseForward:
     """Numpy forward pass of ``Dense`` layers, then an optional unit normalisation.
 
@@ -50,7 +71,13 @@ class DenseForward:
 
     @classmethod
     def from_keras(cls, model) -> DenseForward | None:
-        """Extract the weights of ``model``, or None if it is not a dense stack."""
+        """Extract the weights of ``model``, or None if it is not a dense stack.
+
+        A dense stack is a sequence of ``Dense`` layers, each optionally followed
+        by a ``BatchNormalization`` (folded into its weights, as inference
+        computes it) and an ``Activation``, and optionally ended by a unit
+        normalisation.
+        """
         layers, normalize = [], False
         for layer in model.layers:
             kind = type(layer).__name__
@@ -59,13 +86,26 @@ class DenseForward:
                 return None
             if kind == "InputLayer":
                 continue
+            activation = getattr(getattr(layer, "activation", None), "__name__", None)
             if kind == "Dense":
-                activation = getattr(layer.activation, "__name__", None)
                 if activation not in _ACTIVATIONS:
                     return None
                 weights = [np.asarray(w) for w in layer.get_weights()]
                 bias = weights[1] if len(weights) > 1 else None
                 layers.append((weights[0], bias, activation))
+            elif kind == "BatchNormalization":
+                if not layers or layers[-1][2] != "linear":
+                    return None
+                folded = _fold_batch_norm(layers[-1], layer)
+                if folded is None:
+                    return None
+                layers[-1] = folded
+            elif kind == "Activation":
+                if not layers or layers[-1][2] != "linear":
+                    return None
+                if activation not in _ACTIVATIONS:
+                    return None
+                layers[-1] = (*layers[-1][:2], activation)
             elif kind in _NORMALIZATIONS and tuple(np.ravel(layer.axis)) in {
                 (-1,),
                 (1,),

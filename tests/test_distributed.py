@@ -97,24 +97,33 @@ X, y = (X / 16)[:400], y[:400]
 from sktriplet.keras import build_mlp_encoder
 # A given encoder trains without XLA (the default MLP's is compiled with XLA,
 # which a strategy turns off): the comparison is of the distribution alone.
-encoder = lambda: build_mlp_encoder((64,), (32,), 32, False, seed=0)
+# With batch normalisation, synchronised across replicas, the moments are sums
+# over replicas, rounded differently from one device's: a looser tolerance.
+bn = sys.argv[2] == "batch_norm"
+encoder = lambda: build_mlp_encoder(
+    (64,), (32,), 32, False, seed=0, batch_norm=bn, synchronized=bn
+)
 params = dict(epochs=4, encoder=encoder, random_state=0, mining=sys.argv[1])
 one = TripletEmbedder(**params).fit(X, y)
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 two = TripletEmbedder(strategy=strategy, **params).fit(X, y)
 assert strategy.num_replicas_in_sync == 2
-np.testing.assert_allclose(two.history_["loss"], one.history_["loss"], rtol=1e-5)
-np.testing.assert_allclose(two.transform(X), one.transform(X), atol=1e-5)
+tol = 1e-2 if bn else 1e-5  # unsynchronised moments give losses 10% apart
+np.testing.assert_allclose(two.history_["loss"], one.history_["loss"], rtol=tol / 10)
+np.testing.assert_allclose(two.transform(X), one.transform(X), atol=tol)
 print("same")
 """
 
 
-@pytest.mark.parametrize("mining", ["semihard", "all"])
-def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(mining):
+@pytest.mark.parametrize(
+    "mining, layers",
+    [("semihard", "plain"), ("all", "plain"), ("semihard", "batch_norm")],
+)
+def test_mirrored_strategy_on_two_logical_cpus_matches_one_device(mining, layers):
     pytest.importorskip("tensorflow")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
     out = subprocess.run(
-        [sys.executable, "-c", MIRRORED, mining],
+        [sys.executable, "-c", MIRRORED, mining, layers],
         capture_output=True,
         text=True,
         env=env,

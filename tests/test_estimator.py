@@ -100,10 +100,76 @@ def test_fast_transform_matches_the_keras_model(digits):
     emb = TripletEmbedder(hidden_layer_sizes=(32, 16), epochs=2, random_state=0).fit(
         X, y
     )
+    assert emb._forward is not None  # batch normalisation folded in
     keras_out = np.asarray(emb.encoder_(X.astype(np.float32), training=False))
     np.testing.assert_allclose(
         emb.transform(X.astype(np.float32)), keras_out, atol=1e-5
     )
+
+
+def test_dense_forward_folds_batch_normalization_statistics():
+    import keras
+
+    from sktriplet.inference import DenseForward
+    from sktriplet.keras import build_mlp_encoder
+
+    encoder = build_mlp_encoder((10,), (16, 8), 4, True, seed=0)
+    rng = np.random.RandomState(0)
+    for layer in encoder.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            # Statistics and scales far from their initial 0 and 1.
+            layer.set_weights([rng.uniform(0.5, 2.0, w.shape) for w in layer.weights])
+    X = rng.normal(size=(5, 10)).astype(np.float32)
+    forward = DenseForward.from_keras(encoder)
+    np.testing.assert_allclose(
+        forward(X), np.asarray(encoder(X, training=False)), atol=1e-6
+    )
+
+
+def test_dense_forward_declines_batch_normalization_after_an_activation():
+    import keras
+
+    from sktriplet.inference import DenseForward
+
+    inputs = keras.Input((4,))
+    h = keras.layers.Dense(3, activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.BatchNormalization()(h))
+    assert DenseForward.from_keras(model) is None
+
+
+def test_input_noise_auto_regularises_the_default_encoder_only(digits):
+    X, y = digits
+
+    def fit(**params):
+        return TripletEmbedder(**QUICK, **params).fit(X, y).transform(X)
+
+    auto = fit()
+    np.testing.assert_array_equal(auto, fit(input_noise=0.5))
+    assert not np.allclose(auto, fit(input_noise=0))
+
+    from sktriplet.keras import build_mlp_encoder
+
+    def encoder():
+        return build_mlp_encoder((64,), (16,), 8, False, seed=0)
+
+    np.testing.assert_array_equal(
+        fit(encoder=encoder), fit(encoder=encoder, input_noise=0)
+    )
+
+
+def test_input_noise_is_in_units_of_each_feature_spread(digits):
+    X, _ = digits
+    X = X[:, X.std(axis=0) > 0]
+    scaled = X * np.logspace(-3, 3, X.shape[1])
+    emb = TripletEmbedder(input_noise=0.3)
+    rows = np.arange(len(X))
+    np.testing.assert_allclose(
+        emb._noise_scale(scaled, rows) / emb._noise_scale(X, rows),
+        np.logspace(-3, 3, X.shape[1]),
+        rtol=1e-4,
+    )
+    np.testing.assert_allclose(emb._noise_scale(X, rows), 0.3 * X.std(axis=0), 1e-5)
+    assert TripletEmbedder(input_noise=0)._noise_scale(X, rows) is None
 
 
 def test_same_random_state_is_bit_identical_across_processes(digits, tmp_path):
@@ -223,6 +289,8 @@ def test_batch_larger_than_data_raises(digits):
         ({"learning_rate": 0.0}, "learning_rate"),
         ({"samples_per_class": 1}, "samples_per_class"),
         ({"batch_size": 1}, "batch_size"),
+        ({"input_noise": -0.1}, "input_noise"),
+        ({"input_noise": "on"}, "input_noise"),
     ],
 )
 def test_invalid_parameter_names_the_parameter(digits, params, name):

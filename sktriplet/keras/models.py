@@ -189,8 +189,19 @@ def build_mlp_encoder(
     n_components: int,
     normalize: bool,
     seed: int,
+    batch_norm: bool = True,
+    synchronized: bool = False,
 ) -> keras.Model:
     """The default encoder: a ReLU multilayer perceptron, optionally L2-normalised.
+
+    With ``batch_norm``, each hidden layer is ``Dense`` (no bias), then
+    ``BatchNormalization``, then ReLU.  In inference, batch normalisation is an
+    affine map, which :class:`sktriplet.inference.DenseForward` folds into the
+    ``Dense`` layer before it.  Its running statistics use momentum 0.9, so that
+    they settle within tens of steps: small data sets train few.
+    ``synchronized`` computes the batch statistics over every replica of a
+    ``tf.distribute`` strategy (TensorFlow only), so that training on several
+    devices matches training on one.
 
     Each layer's initializer is seeded from ``seed``, so that the same seed builds
     the same weights in any thread or process, whatever the global Keras seed.
@@ -200,10 +211,16 @@ def build_mlp_encoder(
     for i, width in enumerate(hidden_layer_sizes):
         h = keras.layers.Dense(
             width,
-            activation="relu",
+            activation=None if batch_norm else "relu",
+            use_bias=not batch_norm,
             kernel_initializer=keras.initializers.HeUniform(seed=seed + i),
             name=f"hidden_{i}",
         )(h)
+        if batch_norm:
+            h = keras.layers.BatchNormalization(
+                momentum=0.9, synchronized=synchronized, name=f"batch_norm_{i}"
+            )(h)
+            h = keras.layers.Activation("relu", name=f"relu_{i}")(h)
     h = keras.layers.Dense(
         n_components,
         kernel_initializer=keras.initializers.GlorotUniform(
