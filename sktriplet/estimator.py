@@ -63,7 +63,8 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         output size of ``encoder`` when one is given (an int must then match it).
 
     hidden_layer_sizes : tuple of int, default=(256, 256)
-        Widths of the hidden ReLU layers of the default encoder.  Ignored when
+        Widths of the hidden layers of the default encoder for tabular data,
+        each a dense layer, batch normalisation and ReLU.  Ignored when
         ``encoder`` is given.
 
     encoder : keras.Model or callable, default=None
