@@ -1,7 +1,7 @@
 """Serving-speed inference: a numpy forward pass of a fitted dense encoder.
 
 ``keras.Model.predict`` spends milliseconds per call on bookkeeping, which dominates
-when a service embeds a few rows at a time.  When the fitted encoder is a plain
+when a service embeds a few rows at a time.  When the fitted encoder is a
 stack of ``Dense`` layers (the default MLP, or any user model of that shape),
 :class:`DenseForward` holds its weights as numpy arrays and embeds rows with a few
 matrix products, with no framework in the way.
