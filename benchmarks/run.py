@@ -184,17 +184,15 @@ def numpy_forward(emb, X):
     (folded into the dense weights, as a hand-written forward pass would) and
     ReLU, then unit normalisation.
     """
-    weights = {w.path: np.asarray(w) for w in emb.encoder_.weights}
+    model = emb.encoder_
     layers = []
     for i in range(len(emb.hidden_layer_sizes)):
-        kernel = weights[f"hidden_{i}/kernel"]
-        bn = {k: weights[f"batch_norm_{i}/{k}"] for k in ("gamma", "beta")}
-        mean = weights[f"batch_norm_{i}/moving_mean"]
-        epsilon = emb.encoder_.get_layer(f"batch_norm_{i}").epsilon
-        variance = weights[f"batch_norm_{i}/moving_variance"]
-        scale = bn["gamma"] / np.sqrt(variance + epsilon)
-        layers.append((kernel * scale, bn["beta"] - mean * scale, True))
-    layers.append((weights["embedding/kernel"], weights["embedding/bias"], False))
+        (kernel,) = model.get_layer(f"hidden_{i}").get_weights()
+        bn = model.get_layer(f"batch_norm_{i}")
+        gamma, beta, mean, variance = bn.get_weights()
+        scale = gamma / np.sqrt(variance + bn.epsilon)
+        layers.append((kernel * scale, beta - mean * scale, True))
+    layers.append((*model.get_layer("embedding").get_weights(), False))
     h = X
     for kernel, bias, relu in layers:
         h = h @ kernel + bias
