@@ -40,13 +40,13 @@ def split(name: str):
 
 
 def parse(config: str) -> dict:
-    params = {}
+    """``"a=1,b=(2, 3)"`` as keyword arguments: ``{"a": 1, "b": (2, 3)}``."""
     if config == "defaults":
-        return params
-    for item in filter(None, config.split(",")):
-        name, value = item.split("=", 1)
-        params[name] = ast.literal_eval(value)
-    return params
+        return {}
+    call = ast.parse(f"f({config})", mode="eval").body
+    if call.args:
+        raise ValueError(f"expected name=value pairs, got {config!r}")
+    return {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
 
 
 def main() -> None:
