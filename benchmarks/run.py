@@ -113,7 +113,7 @@ def print_table(name: str, rows: dict) -> None:
             continue
         pick = max if c in HIGHER_IS_BETTER else min
         best = pick(pool, key=lambda m: pool[m][c])
-        ratios.append(f"{ours[c] / max(pool[best][c], 1e-12):.2f} ({best})")
+        ratios.append(f"{ours[c] / max(pool[best][c], 1e-12):.3f} ({best})")
     print("| **sktriplet / best peer** | " + " | ".join(ratios) + " |")
 
 
