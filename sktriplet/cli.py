@@ -119,6 +119,11 @@ def _transform(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import TripletEmbedder
+    from .mining import MINING_STRATEGIES
+
+    # The estimator's own defaults, so that the command trains as the library does.
+    default = TripletEmbedder().get_params()
     parser = argparse.ArgumentParser(
         prog="sktriplet",
         description="Learn an embedding where same-label rows are close (triplet "
@@ -139,16 +144,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-components", type=int, default=None, help="embedding size (default: 32)"
     )
     fit.add_argument(
-        "--margin", type=float, default=0.5, help="triplet loss margin (default: 0.5)"
+        "--margin",
+        type=float,
+        default=default["margin"],
+        help="triplet loss margin (default: %(default)s)",
     )
     fit.add_argument(
         "--mining",
-        default="semihard",
-        choices=["semihard", "hard", "all", "random"],
-        help="which triplets train the model (default: semihard)",
+        default=default["mining"],
+        choices=MINING_STRATEGIES,
+        help="which triplets train the model (default: %(default)s)",
     )
     fit.add_argument(
-        "--epochs", type=int, default=50, help="passes over the data (default: 50)"
+        "--epochs",
+        type=int,
+        default=default["epochs"],
+        help="passes over the data; with more than 10000 rows, the most, as "
+        "training stops early (default: %(default)s)",
     )
     fit.add_argument(
         "--random-state",

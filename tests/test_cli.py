@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from sktriplet import load
-from sktriplet.cli import main
+from sktriplet import TripletEmbedder, load
+from sktriplet.cli import build_parser, main
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +99,10 @@ def test_help_explains_each_option():
     assert out.returncode == 0
     for option in ("--target", "--output", "--margin", "--mining", "--epochs"):
         assert option in out.stdout
+
+
+def test_fit_options_default_to_the_estimators_defaults():
+    args = build_parser().parse_args(["fit", "d.csv", "--target", "y", "--output", "m"])
+    params = TripletEmbedder().get_params()
+    for name in ("margin", "mining", "epochs"):
+        assert getattr(args, name) == params[name], name
