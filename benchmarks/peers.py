@@ -190,3 +190,4 @@ PEERS = {
     f"seed recipe (Keras), {BUDGET} epochs": with_epochs(seed_recipe, BUDGET),
 }
 NEURAL = {name for name in PEERS if name.startswith(("pytorch", "seed"))}
+BUDGET_MATCHED = {name for name in PEERS if name.endswith(f", {BUDGET} epochs")}

@@ -28,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
-from peers import NEURAL, PEERS  # noqa: E402
+from peers import BUDGET_MATCHED, NEURAL, PEERS  # noqa: E402
 from sklearn.datasets import load_digits, make_classification  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
@@ -265,6 +265,9 @@ def main() -> None:
                 continue
             if method == "LMNN" and not name.startswith("digits"):
                 print(f"(LMNN skipped on {name}: over 10 minutes on 2 cores)")
+                continue
+            if args.quick and method in BUDGET_MATCHED and name != "digits":
+                print(f"({method} skipped on {name} in --quick: the full run has it)")
                 continue
             fit = sktriplet if method == "sktriplet" else PEERS[method]
             try:
