@@ -159,8 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs",
         type=int,
         default=default["epochs"],
-        help="passes over the data; with more than 10000 rows, the most, as "
-        "training stops early (default: %(default)s)",
+        help="passes over the data, at most: above 10000 rows, training stops "
+        "early when a held-out score stops improving (default: %(default)s)",
     )
     fit.add_argument(
         "--random-state",
