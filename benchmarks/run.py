@@ -259,14 +259,15 @@ def main() -> None:
         scaler = StandardScaler().fit(X_tr)
         X_tr, X_te = scaler.transform(X_tr), scaler.transform(X_te)
         digits = digits or (X_tr, y_tr)
+        on_digits = name.startswith("digits")
         rows = {}
         for method in methods:
             if args.only and method not in args.only and method != "sktriplet":
                 continue
-            if method == "LMNN" and not name.startswith("digits"):
+            if method == "LMNN" and not on_digits:
                 print(f"(LMNN skipped on {name}: over 10 minutes on 2 cores)")
                 continue
-            if args.quick and method in BUDGET_MATCHED and name != "digits":
+            if args.quick and method in BUDGET_MATCHED and not on_digits:
                 print(f"({method} skipped on {name} in --quick: the full run has it)")
                 continue
             fit = sktriplet if method == "sktriplet" else PEERS[method]
