@@ -8,6 +8,10 @@ strategy that sorts, once with the sort-based loss, no XLA and one step per
 Keras call (the estimator before this path existed), and once as the estimator
 trains now: sort-free over each anchor's positives, XLA, eight steps per call.
 Prints milliseconds per step and their ratio, from the one run.
+
+A second table times semi-hard mining with few classes, where each anchor has
+many positives in a batch: pairing every one against pairing at most 16, the
+ones that follow the anchor in the batch, as ``TripletEmbedder`` does.
 """
 
 from __future__ import annotations
@@ -20,17 +24,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from sktriplet.estimator import _SEMIHARD_POSITIVES  # noqa: E402
 from sktriplet.keras.models import SiameseModel, build_mlp_encoder  # noqa: E402
 from sktriplet.sampling import ClassBalancedSampler  # noqa: E402
 
 
-def ms_per_step(X, labels, mining, *, fast: bool, steps: int = 400) -> float:
+def ms_per_step(
+    X, labels, mining, *, fast: bool, positives: int | None = None, steps: int = 400
+) -> float:
+    """Milliseconds per step; ``positives`` caps the positives per anchor."""
     sampler = ClassBalancedSampler(labels, 256, 4, np.random.RandomState(0))
-    rows = np.concatenate([sampler.epoch() for _ in range(steps // 50 + 2)])
+    rows = np.concatenate(
+        [sampler.epoch() for _ in range(steps // sampler.n_batches + 2)]
+    )
+    every = sampler.samples_per_group - 1
     model = SiameseModel(
         build_mlp_encoder((X.shape[1],), (256, 256), 32, True, seed=0),
         mining=mining,
-        max_positives=sampler.samples_per_group - 1 if fast else None,
+        max_positives=min(every, positives or every) if fast else None,
     )
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
@@ -62,6 +73,22 @@ def main() -> None:
         slow = ms_per_step(X, labels, mining, fast=False)
         fast = ms_per_step(X, labels, mining, fast=True)
         print(f"| {mining} | {slow:.2f} | {fast:.2f} | {slow / fast:.1f}x |")
+    print(
+        f"\n| classes | positives per anchor | semihard, every positive (ms) "
+        f"| semihard, at most {_SEMIHARD_POSITIVES}, as fit does (ms) | speed-up |"
+    )
+    print("|---|---|---|---|---|")
+    for n_classes in (2, 10):
+        labels = rng.randint(0, n_classes, len(X))
+        every = ms_per_step(X, labels, "semihard", fast=True)
+        capped = ms_per_step(
+            X, labels, "semihard", fast=True, positives=_SEMIHARD_POSITIVES
+        )
+        print(
+            f"| {n_classes} | {256 // n_classes - 1} | {every:.2f} | {capped:.2f} "
+            f"| {every / capped:.1f}x |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

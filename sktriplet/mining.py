@@ -19,6 +19,7 @@ __all__ = [
     "DISTANCES",
     "MINING_STRATEGIES",
     "all_triplets",
+    "following_positives",
     "hard_triplets",
     "mine_triplets",
     "pairwise_distances",
@@ -70,6 +71,35 @@ def _pair_masks(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return same & ~np.eye(len(labels), dtype=bool), ~same
 
 
+def following_positives(labels: np.ndarray, max_positives: int | None) -> np.ndarray:
+    """Each anchor's positives, at most ``max_positives`` of them: the ones that
+    follow it in the batch, wrapping around to the start.
+
+    Returns the ``(n, n)`` mask ``positive[a, p]``.  With a batch of ``K`` rows
+    per class in random order, every row is then the positive of as many
+    anchors, and the work of mining over each anchor's positives stays
+    ``O(n * max_positives * n)`` however few classes share the batch.
+
+    Examples
+    --------
+    >>> following_positives([0, 0, 0, 1], 1).astype(int)
+    array([[0, 1, 0, 0],
+           [0, 0, 1, 0],
+           [1, 0, 0, 0],
+           [0, 0, 0, 0]])
+    """
+    positive, _ = _pair_masks(labels)
+    if max_positives is None:
+        return positive
+    n = len(positive)
+    after = (np.arange(n)[None, :] - np.arange(n)[:, None]) % n
+    # Positives ranked by how far they follow the anchor: keep the first ones.
+    rank = np.argsort(np.where(positive, after, n), axis=1, kind="stable")
+    kept = np.zeros_like(positive)
+    np.put_along_axis(kept, rank[:, :max_positives], True, axis=1)
+    return kept & positive
+
+
 def _valid_anchors(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
     return np.flatnonzero(positive.any(axis=1) & negative.any(axis=1))
 
@@ -78,8 +108,10 @@ def _as_triplets(a, p, n) -> Triplets:
     return tuple(np.asarray(v, dtype=np.intp) for v in (a, p, n))
 
 
-def all_triplets(labels: np.ndarray) -> Triplets:
+def all_triplets(labels: np.ndarray, max_positives: int | None = None) -> Triplets:
     """Every valid triplet: ``labels[a] == labels[p] != labels[n]``, ``a != p``.
+
+    With ``max_positives``, only each anchor's :func:`following_positives`.
 
     Examples
     --------
@@ -87,7 +119,8 @@ def all_triplets(labels: np.ndarray) -> Triplets:
     >>> list(zip(a.tolist(), p.tolist(), n.tolist()))
     [(0, 1, 2), (1, 0, 2)]
     """
-    positive, negative = _pair_masks(labels)
+    _, negative = _pair_masks(labels)
+    positive = following_positives(labels, max_positives)
     a, p, n = np.nonzero(positive[:, :, None] & negative[:, None, :])
     return _as_triplets(a, p, n)
 
@@ -133,12 +166,15 @@ def hard_triplets(labels: np.ndarray, distances: np.ndarray) -> Triplets:
     return _as_triplets(anchors, p[anchors], n[anchors])
 
 
-def semihard_triplets(labels: np.ndarray, distances: np.ndarray) -> Triplets:
+def semihard_triplets(
+    labels: np.ndarray, distances: np.ndarray, max_positives: int | None = None
+) -> Triplets:
     """Per anchor-positive pair, the closest negative farther than the positive.
 
     Schroff, Kalenichenko and Philbin, "FaceNet", 2015.  When every negative of
     the anchor is at most as far as the positive, the pair falls back to the
-    farthest of those negatives: the least hard of the hard ones.
+    farthest of those negatives: the least hard of the hard ones.  With
+    ``max_positives``, only each anchor's :func:`following_positives` pair.
 
     Examples
     --------
@@ -150,11 +186,12 @@ def semihard_triplets(labels: np.ndarray, distances: np.ndarray) -> Triplets:
     """
     positive, negative = _pair_masks(labels)
     distances = np.asarray(distances)
+    kept = following_positives(labels, max_positives)
     triplets = []
     for a in _valid_anchors(positive, negative):
         negatives = np.flatnonzero(negative[a])
         an_dist = distances[a, negatives]
-        for p in np.flatnonzero(positive[a]):
+        for p in np.flatnonzero(kept[a]):
             farther = an_dist > distances[a, p]
             if farther.any():
                 choice = np.flatnonzero(farther)[np.argmin(an_dist[farther])]
@@ -171,16 +208,21 @@ def mine_triplets(
     distances: np.ndarray | None = None,
     mining: str = "semihard",
     random_state: np.random.RandomState | None = None,
+    max_positives: int | None = None,
 ) -> Triplets:
-    """Dispatch to the miner named by ``mining`` (one of :data:`MINING_STRATEGIES`)."""
+    """Dispatch to the miner named by ``mining`` (one of :data:`MINING_STRATEGIES`).
+
+    ``max_positives`` limits ``"all"`` and ``"semihard"`` to each anchor's
+    :func:`following_positives`.
+    """
     if mining == "all":
-        return all_triplets(labels)
+        return all_triplets(labels, max_positives)
     if mining == "random":
         return random_triplets(labels, random_state or np.random.RandomState(0))
     if mining == "hard":
         return hard_triplets(labels, distances)
     if mining == "semihard":
-        return semihard_triplets(labels, distances)
+        return semihard_triplets(labels, distances, max_positives)
     raise ValueError(
         f"mining must be one of {MINING_STRATEGIES}. Received: mining={mining!r}"
     )

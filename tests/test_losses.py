@@ -77,6 +77,42 @@ def test_loss_matches_reference(strategy, distance, margin, max_positives):
     np.testing.assert_allclose(_np(active), expected_active, atol=1e-6)
 
 
+# Classes of 6, 4 and 2 rows, interleaved: each anchor's following positives
+# wrap around the batch.
+MANY = np.array([0, 1, 0, 2, 0, 1, 0, 2, 1, 0, 1, 0], dtype=np.int32)
+
+
+def test_following_positives_are_the_next_ones_of_the_class():
+    kept = mining.following_positives(MANY, 2)
+    # Row 4 (class 0) is followed by rows 6 and 9 of its class; row 11 wraps to 0, 2.
+    assert np.flatnonzero(kept[4]).tolist() == [6, 9]
+    assert np.flatnonzero(kept[11]).tolist() == [0, 2]
+    # Row 3 has one positive, which it keeps; every row is kept by as many anchors.
+    assert np.flatnonzero(kept[3]).tolist() == [7]
+    assert kept[MANY == 0].sum(axis=0)[MANY == 0].tolist() == [2] * 6
+    np.testing.assert_array_equal(
+        mining.following_positives(MANY, None), mining.following_positives(MANY, 5)
+    )
+
+
+@pytest.mark.parametrize("strategy", ["all", "semihard"])
+@pytest.mark.parametrize("max_positives", [1, 2, 3])
+def test_loss_with_fewer_positives_than_the_batch_holds(strategy, max_positives):
+    """Pairing each anchor with fewer positives than it has matches the reference."""
+    e = _embeddings(seed=5, n=len(MANY))
+    d = mining.pairwise_distances(e)
+    triplets = mining.mine_triplets(MANY, d, strategy, max_positives=max_positives)
+    expected_loss, expected_active = mining.triplet_margin_loss(d, triplets, 0.5)
+    loss, active = losses.triplet_loss(
+        MANY, e, 0.5, strategy, max_positives=max_positives
+    )
+    np.testing.assert_allclose(_np(loss), expected_loss, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(_np(active), expected_active, atol=1e-6)
+    # And it is a different loss from pairing every positive.
+    every = mining.mine_triplets(MANY, d, strategy)
+    assert len(triplets[0]) < len(every[0])
+
+
 @pytest.mark.skipif(
     keras.backend.backend() != "tensorflow", reason="uses tf.GradientTape"
 )

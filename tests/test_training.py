@@ -336,3 +336,26 @@ def test_early_stopping_auto_trains_on_when_classes_are_too_small_to_validate():
     assert "val_map_at_r" not in emb.history_ and emb.best_epoch_ is None
     with pytest.raises(ValueError, match="early_stopping needs a validation set"):
         TripletEmbedder(early_stopping=True, **params).fit(X, y)
+
+
+@pytest.mark.parametrize("mining, expected", [("semihard", 16), ("all", 31)])
+def test_semihard_pairs_each_anchor_with_at_most_16_positives(
+    digits, monkeypatch, mining, expected
+):
+    """Two classes in 64-row batches give 31 positives per anchor: semi-hard
+    mining, whose cost grows with them, pairs 16; "all" keeps its meaning."""
+    from sktriplet.keras import training
+
+    seen = []
+    original = training.siamese_model_for
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["max_positives"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(training, "siamese_model_for", spy)
+    X, y = digits
+    TripletEmbedder(**{**QUICK, "epochs": 1}, batch_size=64, mining=mining).fit(
+        X, y % 2
+    )
+    assert seen == [expected]

@@ -8,9 +8,10 @@ Keras backend, with mixed precision (the loss is computed in float32) and under
 Memory per batch grows with ``batch**2``: ``"all"`` and ``"semihard"`` never form the
 ``(batch, batch, batch)`` tensor of every triplet.  When the caller knows that no
 anchor has more than ``max_positives`` positives in a batch (a class-balanced batch
-of ``K`` rows per class has ``K - 1``), both work on the ``(batch, max_positives,
-batch)`` tensor of each anchor's positives against every row, with no sort: this is
-the fast path the estimator takes.  Otherwise both reduce to counting, for every
+of ``K`` rows per class has ``K - 1``), or pairs each anchor with at most that many
+of its positives, both work on the ``(batch, max_positives, batch)`` tensor of each
+anchor's positives against every row, with no sort: this is the fast path the
+estimator takes.  Otherwise both reduce to counting, for every
 anchor-positive pair, the negatives that lie nearer than some threshold, which one
 sort of each anchor's distances answers (see :func:`_merge_sorted`).
 
@@ -167,9 +168,15 @@ def _positive_columns(positive, max_positives: int):
     """Each anchor's positives as columns: ``(batch, max_positives)`` indices and
     whether each slot holds a positive (anchors with fewer positives are padded).
 
-    Positives beyond ``max_positives`` are left out.
+    An anchor with more positives keeps the ``max_positives`` that follow it in
+    the batch, wrapping around (:func:`sktriplet.mining.following_positives`).
     """
-    _, columns = ops.top_k(ops.cast(positive, "float32"), k=max_positives)
+    n = ops.shape(positive)[0]
+    idx = ops.arange(n)
+    after = ops.mod(idx[None, :] - idx[:, None], n)  # 1 for the next row, ...
+    # Nearer followers rank higher; non-positives rank last (0).
+    priority = ops.where(positive, ops.cast(n - after, "float32"), 0.0)
+    _, columns = ops.top_k(priority, k=max_positives)
     return columns, ops.take_along_axis(positive, columns, axis=1)
 
 
@@ -269,10 +276,11 @@ def triplet_loss(
     seed : int or keras.random.SeedGenerator, optional
         Randomness for ``mining="random"``.
     max_positives : int, optional
-        The most positives any anchor has in the batch (``K - 1`` for ``K`` rows
-        per class).  With it, ``"semihard"`` and ``"all"`` take a sort-free path
-        several times faster; positives beyond it are left out, so it must not be
-        smaller than the true count.
+        The most positives of each anchor that ``"semihard"`` and ``"all"`` pair
+        with it: an anchor with more keeps the ones that follow it in the batch,
+        wrapping around (:func:`sktriplet.mining.following_positives`).  With it,
+        both take a sort-free path several times faster, whose cost grows with
+        ``max_positives``; ``K - 1`` for ``K`` rows per class leaves none out.
 
     Returns
     -------

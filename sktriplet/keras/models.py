@@ -94,9 +94,11 @@ class SiameseModel(keras.Model):
     seed : int, optional
         Seed of the randomness of ``mining="random"``.
     max_positives : int, optional
-        The most rows of one class a batch holds, less one (``K - 1`` for ``K``
-        rows per class): ``"semihard"`` and ``"all"`` then skip sorting and train
-        several times faster.  Positives beyond it are left out of the loss.
+        The most positives each anchor is paired with by ``"semihard"`` and
+        ``"all"``, which then skip sorting and train several times faster.  An
+        anchor with more keeps those that follow it in the batch (see
+        :func:`sktriplet.keras.triplet_loss`); ``K - 1`` for ``K`` rows per class
+        leaves none out.
     """
 
     def __init__(
