@@ -77,9 +77,9 @@ def main() -> None:
             for m, rs in runs.items()
             if rs
         }
-        counts = np.bincount(np.unique(y, return_inverse=True)[1])
+        n_classes = len(np.unique(y))
         print_table(
-            f"{name} ({len(X)} samples, {X.shape[1]} features, {len(counts)} classes)",
+            f"{name} ({len(X)} samples, {X.shape[1]} features, {n_classes} classes)",
             rows,
         )
         print(
