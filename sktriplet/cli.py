@@ -4,20 +4,20 @@
     sktriplet transform model.sktriplet data.csv --output embeddings.csv
 
 Models are written in the safe format of :mod:`sktriplet.persistence`.  Errors
-in the input (a missing file or column, text where numbers are expected) end
-the command with a one-line message and exit status 2.
+in the input (a missing file or column, text where numbers are expected, a value
+that is not finite) end the command with a one-line message and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import os
+import math
 import sys
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # a program: keep the C++ log quiet
+from .console import quiet_framework_start
 
 
 class CommandError(Exception):
@@ -44,19 +44,58 @@ def _read_csv(path: str) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
-def _features(path, header, body, columns) -> np.ndarray:
-    index = [header.index(c) for c in columns]
+def _features(path, header, body, index: list[int]) -> np.ndarray:
+    """The numeric matrix of the columns at ``index``, checked cell by cell."""
     X = np.empty((len(body), len(index)))
     for line, row in enumerate(body, start=2):
         for j, i in enumerate(index):
             try:
-                X[line - 2, j] = float(row[i])
+                value = float(row[i])
             except ValueError:
                 raise CommandError(
                     f"{path}, line {line}, column {header[i]!r}: {row[i]!r} is not a "
                     "number (feature columns must be numeric)"
                 ) from None
+            if not math.isfinite(value):
+                raise CommandError(
+                    f"{path}, line {line}, column {header[i]!r}: {row[i]!r} is not a "
+                    "finite number (fill or drop missing values first)"
+                )
+            X[line - 2, j] = value
     return X
+
+
+def _model_columns(embedder, path: str, header: list[str]) -> list[int]:
+    """Where the columns that ``embedder`` embeds stand in ``path``, in the
+    model's order.
+
+    A model fitted by ``sktriplet fit`` (or on a DataFrame) knows its columns by
+    name.  One fitted on a plain array knows only how many: the file must then
+    hold exactly that many columns, taken in order.
+    """
+    if len(embedder._sample_shape) != 1:
+        raise CommandError(
+            f"the model embeds samples of shape {embedder._sample_shape} (images), "
+            "not CSV rows; use TripletEmbedder.transform from Python"
+        )
+    names = getattr(embedder, "feature_names_in_", None)
+    if names is None:
+        if len(header) != embedder.n_features_in_:
+            raise CommandError(
+                f"the model was fitted without feature names on "
+                f"{embedder.n_features_in_} features, so {path} must have exactly "
+                f"{embedder.n_features_in_} columns, in the order of fitting; it "
+                f"has {len(header)}"
+            )
+        return list(range(len(header)))
+    columns = [str(c) for c in names]
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise CommandError(
+            f"{path} lacks the model's feature columns: "
+            + ", ".join(repr(c) for c in missing)
+        )
+    return [header.index(c) for c in columns]
 
 
 def _fit(args) -> None:
@@ -71,7 +110,7 @@ def _fit(args) -> None:
     columns = [c for c in header if c != args.target]
     if not columns:
         raise CommandError(f"{args.data} has no feature column besides the target")
-    X = _features(args.data, header, body, columns)
+    X = _features(args.data, header, body, [header.index(c) for c in columns])
     y = np.array([row[header.index(args.target)] for row in body])
     embedder = TripletEmbedder(
         n_components=args.n_components,
@@ -103,13 +142,7 @@ def _transform(args) -> None:
     except ValueError as exc:
         raise CommandError(str(exc).splitlines()[0]) from None
     header, body = _read_csv(args.data)
-    columns = [str(c) for c in embedder.feature_names_in_]
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise CommandError(
-            f"{args.data} lacks the model's feature columns: "
-            + ", ".join(repr(c) for c in missing)
-        )
+    columns = _model_columns(embedder, args.data, header)
     E = embedder._embed(_features(args.data, header, body, columns))
     with open(args.output, "w", newline="") as f:
         writer = csv.writer(f)
@@ -194,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        quiet_framework_start()
         args.run(args)
     except CommandError as exc:
         print(f"sktriplet {args.command}: error: {exc}", file=sys.stderr)

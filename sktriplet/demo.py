@@ -9,7 +9,6 @@ raw scaled features and then on the learned embedding.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 from sklearn.datasets import load_digits
@@ -17,11 +16,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
 
-# This is a program, not the library: keep TensorFlow's C++ start-up log quiet.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from . import TripletEmbedder  # noqa: E402
-from .metrics import mean_average_precision_at_r  # noqa: E402
+from . import TripletEmbedder
+from .console import quiet_framework_start
+from .metrics import mean_average_precision_at_r
 
 
 def _evaluate(train, test, y_train, y_test) -> tuple[float, float]:
@@ -34,7 +31,14 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m sktriplet.demo", description=__doc__
     )
     parser.add_argument("--random-state", type=int, default=0)
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="training budget in epochs (default: the estimator's own)",
+    )
     args = parser.parse_args(argv)
+    quiet_framework_start()
 
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(
@@ -44,7 +48,10 @@ def main(argv: list[str] | None = None) -> None:
     X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
 
     start = time.perf_counter()
-    embedder = TripletEmbedder(random_state=args.random_state).fit(X_train, y_train)
+    embedder = TripletEmbedder(random_state=args.random_state)
+    if args.epochs is not None:
+        embedder.set_params(epochs=args.epochs)
+    embedder.fit(X_train, y_train)
     fit_seconds = time.perf_counter() - start
 
     rows = [

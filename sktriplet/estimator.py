@@ -589,7 +589,6 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                     n_components,
                     self.normalize,
                     seed,
-                    synchronized=self.strategy is not None,
                 )
             return encoder, n_components
 
@@ -732,6 +731,15 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
 
     def __getstate__(self):
+        if self.strategy is not None:
+            # A tf.distribute strategy holds this process's devices and threads.
+            raise TypeError(
+                "A TripletEmbedder with a tf.distribute strategy cannot be pickled: "
+                "the strategy is bound to this process's devices. Call "
+                "set_params(strategy=None) first (the strategy only matters for "
+                "fit), or write the model with sktriplet.save, which leaves the "
+                "strategy out."
+            )
         state = dict(super().__getstate__())  # may be self.__dict__ itself
         if "encoder_" in state:  # see PickledModel
             from .keras.models import PickledModel

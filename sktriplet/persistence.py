@@ -121,8 +121,13 @@ def save(estimator: TripletEmbedder, path: str | os.PathLike) -> None:
 def load(path: str | os.PathLike) -> TripletEmbedder:
     """Read a TripletEmbedder written by :func:`save`; runs no code from the file.
 
+    Works in a new process with nothing imported first, and under any Keras
+    backend, whichever backend fitted the model.
+
     Raises
     ------
+    FileNotFoundError
+        When ``path`` does not exist.
     ValueError
         When the file is damaged, is no sktriplet model file, or was written in a
         format version this sktriplet cannot read.
@@ -162,7 +167,10 @@ def load(path: str | os.PathLike) -> TripletEmbedder:
 
 def _check_format(metadata: dict, path: Path) -> None:
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a sktriplet model file.")
+        raise ValueError(
+            f"{path} is not a readable sktriplet model file (its metadata.json "
+            "names no sktriplet format)."
+        )
     version = metadata.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ValueError(
@@ -188,9 +196,15 @@ def _keras_file(model, folder: str, name: str) -> str:
 def _load_keras(zf: zipfile.ZipFile, name: str, folder: str):
     import keras
 
+    # sktriplet's own layers, named explicitly: a fresh process that loads a
+    # model has not imported the module whose decorators register them.
+    from .keras.models import CUSTOM_OBJECTS
+
     target = zf.extract(name, folder)
     try:
-        return keras.saving.load_model(target, compile=False, safe_mode=True)
+        return keras.saving.load_model(
+            target, custom_objects=CUSTOM_OBJECTS, compile=False, safe_mode=True
+        )
     except Exception as exc:  # Keras raises many types for a bad archive
         raise ValueError(
             f"The encoder stored in the model file could not be loaded safely "

@@ -1,15 +1,18 @@
 """The sktriplet command line: fit and transform CSV files, one-line errors."""
 
 import csv
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from sktriplet import TripletEmbedder, load
+from sktriplet import TripletEmbedder, load, save
 from sktriplet.cli import build_parser, main
+from sktriplet.console import quiet_framework_start
 
 
 @pytest.fixture(scope="module")
@@ -25,34 +28,135 @@ def data_csv(tmp_path_factory):
     return path
 
 
-def test_fit_then_transform(data_csv, tmp_path, capsys):
+def _command(*args: str, user_log_level: str | None = None):
+    """Run ``sktriplet ARGS`` in a fresh interpreter, as a user's shell would, with
+    the environment of a user who set no TensorFlow log level (or ``user_log_level``).
+    """
+    script = Path(sys.executable).with_name("sktriplet")
+    command = (
+        [str(script)] if script.exists() else [sys.executable, "-m", "sktriplet.cli"]
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    if user_log_level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = user_log_level
+    return subprocess.run([*command, *args], capture_output=True, text=True, env=env)
+
+
+def test_fit_then_transform_as_two_commands(data_csv, tmp_path):
+    """fit and transform in two processes, as a user runs them: the second loads
+    what the first wrote, embeds the rows in their order, and neither prints
+    TensorFlow's start-up lines."""
+    pd = pytest.importorskip("pandas")
+    model = tmp_path / "model"  # no extension: the path is used as given
+    fit = _command(
+        "fit",
+        str(data_csv),
+        "--target",
+        "label",
+        "--output",
+        str(model),
+        "--epochs",
+        "2",
+    )
+    assert fit.returncode == 0, fit.stderr
+    assert "trained on 300 rows, 64 features, 10 classes" in fit.stdout
+    assert fit.stderr == ""
+
+    # New rows in reverse order, with the columns shuffled and one extra column.
+    frame = pd.read_csv(data_csv).iloc[::-1]
+    columns = list(frame.columns)
+    np.random.RandomState(0).shuffle(columns)
+    frame[columns].assign(note="x").to_csv(tmp_path / "new.csv", index=False)
+    (tmp_path / "copy.sktriplet").write_bytes(model.read_bytes())
+    restored = load(model)
+    expected = restored.transform(frame[[f"px{i}" for i in range(64)]])
+    for path in (model, tmp_path / "copy.sktriplet"):
+        out = tmp_path / "emb.csv"
+        transform = _command(
+            "transform", str(path), str(tmp_path / "new.csv"), "--output", str(out)
+        )
+        assert transform.returncode == 0, transform.stderr
+        assert transform.stderr == ""
+        rows = list(csv.reader(open(out)))
+        assert rows[0] == [f"dim{i}" for i in range(32)]
+        np.testing.assert_allclose(np.array(rows[1:], dtype=float), expected, atol=1e-6)
+
+
+def test_transform_rejects_cells_that_are_not_finite(data_csv, tmp_path, capsys):
     model = tmp_path / "model.sktriplet"
+    fit = ["fit", str(data_csv), "--target", "label", "--output", str(model)]
+    assert main([*fit, "--epochs", "1"]) == 0
+    for cell in ("nan", "inf", "", "-Infinity"):
+        bad = tmp_path / "bad.csv"
+        lines = open(data_csv).read().splitlines()
+        lines[2] = ",".join([cell, *lines[2].split(",")[1:]])
+        bad.write_text("\n".join(lines))
+        capsys.readouterr()
+        assert main(["transform", str(model), str(bad), "--output", "e.csv"]) == 2
+        err = capsys.readouterr().err
+        assert "line 3, column 'px0'" in err, err
+        assert not os.path.exists("e.csv")
+
+
+def test_transform_with_a_model_fitted_on_an_array(tmp_path, capsys):
+    """A model saved from Python without feature names embeds a CSV of as many
+    columns, in order, and names the mismatch otherwise."""
+    X, y = load_digits(return_X_y=True)
+    emb = TripletEmbedder(epochs=1, hidden_layer_sizes=(8,), random_state=0)
+    save(emb.fit(X[:100] / 16, y[:100]), tmp_path / "m.sktriplet")
+    good = tmp_path / "good.csv"
+    np.savetxt(
+        good, X[:5] / 16, delimiter=",", header=",".join("abcdefgh" * 8), comments=""
+    )
+    out = tmp_path / "e.csv"
     assert (
         main(
             [
-                "fit",
-                str(data_csv),
-                "--target",
-                "label",
+                "transform",
+                str(tmp_path / "m.sktriplet"),
+                str(good),
                 "--output",
-                str(model),
-                "--epochs",
-                "2",
+                str(out),
             ]
         )
         == 0
     )
-    assert "trained on 300 rows, 64 features, 10 classes" in capsys.readouterr().out
-    assert list(load(model).classes_) == list("abcdefghij")
-
-    out = tmp_path / "emb.csv"
-    assert main(["transform", str(model), str(data_csv), "--output", str(out)]) == 0
-    rows = list(csv.reader(open(out)))
-    assert rows[0] == [f"dim{i}" for i in range(32)] and len(rows) == 301
-    expected = load(model)._embed(
-        np.loadtxt(data_csv, delimiter=",", skiprows=1, usecols=range(64))
+    np.testing.assert_allclose(
+        np.loadtxt(out, delimiter=",", skiprows=1),
+        emb.transform(X[:5] / 16),
+        atol=1e-6,
     )
-    np.testing.assert_allclose(np.array(rows[1:], dtype=float), expected, atol=1e-6)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    assert (
+        main(
+            ["transform", str(tmp_path / "m.sktriplet"), str(bad), "--output", str(out)]
+        )
+        == 2
+    )
+    assert "must have exactly 64 columns, in the order of fitting; it has 2" in (
+        capsys.readouterr().err
+    )
+
+
+def _noisy_start():
+    """Writes to file descriptor 2 as TensorFlow's C++ start-up does."""
+    os.write(2, b"I0000 port.cc:153] oneDNN custom operations are on.\n")
+    os.write(2, b"E0000 cuda_platform.cc:52] failed call to cuInit: UNKNOWN\n")
+    os.write(2, b"a line of the user's own\n")
+
+
+def test_start_up_noise_is_dropped_and_other_lines_kept(monkeypatch, capfd):
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    quiet_framework_start(_noisy_start)
+    assert capfd.readouterr().err == "a line of the user's own\n"
+
+
+def test_a_users_log_level_is_kept_and_nothing_filtered(monkeypatch, capfd):
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    quiet_framework_start(_noisy_start)
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+    assert "oneDNN" in capfd.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -108,8 +108,14 @@ one = TripletEmbedder(**params).fit(X, y)
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 two = TripletEmbedder(strategy=strategy, **params).fit(X, y)
 assert strategy.num_replicas_in_sync == 2
-tol = 1e-2 if bn else 1e-5  # unsynchronised moments give losses 10% apart
-np.testing.assert_allclose(two.history_["loss"], one.history_["loss"], rtol=tol / 10)
+# Losses per epoch agree to 1e-6 (unsynchronised moments would give losses 10%
+# apart).  The embeddings agree to 1e-3: the replicas' gradients are summed in
+# another order than one device's, and after four epochs of semi-hard mining,
+# whose choice of negative flips on such rounding, they drift by about 2e-4.
+tol = 1e-2 if bn else 1e-3
+np.testing.assert_allclose(
+    two.history_["loss"], one.history_["loss"], rtol=1e-3 if bn else 1e-6
+)
 np.testing.assert_allclose(two.transform(X), one.transform(X), atol=tol)
 print("same")
 """

@@ -365,3 +365,14 @@ def test_encoder_builder_must_return_a_model(digits):
     X, y = digits
     with pytest.raises(TypeError, match="the callable returned str"):
         TripletEmbedder(encoder=lambda: "not a model", epochs=2).fit(X, y)
+
+
+def test_encoder_must_output_one_vector_per_sample(digits):
+    import keras
+
+    X, y = digits
+    inputs = keras.Input((64,))
+    per_pixel = keras.layers.Reshape((64, 1))(inputs)  # (batch, 64, 1): no vector
+    msg = "encoder must output one embedding vector per sample, of shape"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        TripletEmbedder(encoder=keras.Model(inputs, per_pixel), epochs=1).fit(X, y)

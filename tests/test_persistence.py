@@ -1,4 +1,8 @@
-"""Safe save/load: no code runs on load, damaged files and versions get clear errors."""
+"""Safe save/load: no code runs on load, damaged files and versions get clear errors.
+
+Round trips of every kind of model, saved in one process and loaded in another,
+are in ``test_round_trips.py``.
+"""
 
 import json
 import re
@@ -26,44 +30,6 @@ def _encoder():
     inputs = keras.Input((64,))
     h = keras.layers.Dense(16, activation="gelu")(inputs)
     return keras.Model(inputs, keras.layers.Dense(4)(h))
-
-
-@pytest.mark.parametrize("kind", ["default", "keras_model"])
-def test_round_trip_reproduces_transform_exactly(digits, tmp_path, kind):
-    X, y = digits
-    params = dict(QUICK, encoder=_encoder()) if kind == "keras_model" else QUICK
-    emb = TripletEmbedder(**params).fit(X, np.array(list("abcdefghij"))[y])
-    save(emb, tmp_path / "m.sktriplet")
-    restored = load(tmp_path / "m.sktriplet")
-    np.testing.assert_array_equal(restored.transform(X), emb.transform(X))
-    np.testing.assert_array_equal(restored.classes_, emb.classes_)
-    assert restored.history_ == emb.history_
-    assert restored.n_components_ == emb.n_components_
-    params = {k: v for k, v in emb.get_params().items() if k != "encoder"}
-    assert {k: restored.get_params()[k] for k in params} == params
-
-
-def test_loaded_estimator_can_be_refitted(digits, tmp_path):
-    X, y = digits
-    emb = TripletEmbedder(encoder=_encoder(), **QUICK).fit(X, y)
-    save(emb, tmp_path / "m.sktriplet")
-    restored = load(tmp_path / "m.sktriplet")
-    # The encoder parameter, a Keras model, is stored with its weights: refitting
-    # the loaded estimator is refitting the original.
-    np.testing.assert_array_equal(
-        restored.fit(X, y).transform(X), emb.fit(X, y).transform(X)
-    )
-
-
-def test_pandas_feature_names_survive(digits, tmp_path):
-    pd = pytest.importorskip("pandas")
-    X, y = digits
-    df = pd.DataFrame(X, columns=[f"p{i}" for i in range(64)])
-    emb = TripletEmbedder(**QUICK).fit(df, y)
-    save(emb, tmp_path / "m.sktriplet")
-    np.testing.assert_array_equal(
-        load(tmp_path / "m.sktriplet").feature_names_in_, df.columns
-    )
 
 
 def test_unfitted_estimator_cannot_be_saved(tmp_path):
@@ -123,15 +89,13 @@ def test_code_in_a_model_file_is_refused(digits, tmp_path):
         load(tmp_path / "m.sktriplet")
 
 
-def test_image_model_round_trip(tmp_path):
+def test_loaded_image_model_checks_the_sample_shape(tmp_path):
     X, y = load_digits(return_X_y=True)
     images = (X / 16.0).reshape(-1, 8, 8, 1)[:120]
     emb = TripletEmbedder(epochs=1, random_state=0).fit(images, y[:120])
     save(emb, tmp_path / "m.sktriplet")
-    restored = load(tmp_path / "m.sktriplet")
-    np.testing.assert_array_equal(restored.transform(images), emb.transform(images))
     with pytest.raises(ValueError, match="fitted on samples of shape"):
-        restored.transform(np.zeros((2, 8, 9, 1)))
+        load(tmp_path / "m.sktriplet").transform(np.zeros((2, 8, 9, 1)))
 
 
 def test_runtime_objects_in_params_are_not_stored(digits, tmp_path):
@@ -144,3 +108,54 @@ def test_runtime_objects_in_params_are_not_stored(digits, tmp_path):
     restored = load(tmp_path / "m.sktriplet")
     assert restored.strategy is None and restored.callbacks is None
     np.testing.assert_array_equal(restored.transform(X), emb.transform(X))
+
+
+def test_pickling_with_a_strategy_names_the_way_out(digits):
+    """A strategy holds this process's devices: pickling says what to do."""
+    import pickle
+
+    tf = pytest.importorskip("tensorflow")
+    X, y = digits
+    emb = TripletEmbedder(strategy=tf.distribute.get_strategy(), **QUICK).fit(X, y)
+    with pytest.raises(TypeError, match=re.escape("set_params(strategy=None)")):
+        pickle.dumps(emb)
+    restored = pickle.loads(pickle.dumps(emb.set_params(strategy=None)))
+    np.testing.assert_array_equal(restored.transform(X), emb.transform(X))
+
+
+def test_missing_path_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "nowhere.sktriplet")
+
+
+def test_foreign_zip_with_a_metadata_file_gets_the_same_message(tmp_path):
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as zf:
+        zf.writestr("metadata.json", json.dumps({"format": "another program"}))
+    msg = f"{tmp_path / 'other.zip'} is not a readable sktriplet model file"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        load(tmp_path / "other.zip")
+
+
+def test_keras_requirement_excludes_releases_with_a_safe_mode_bypass():
+    """Load's safety rests on Keras's safe_mode: no Keras with a published bypass
+    may be installed with sktriplet."""
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    (keras_req,) = [
+        Requirement(r) for r in requires("sktriplet") if r.startswith("keras")
+    ]
+    for bypassed in (
+        "3.3.0",
+        "3.8.0",
+        "3.10.0",
+        "3.11.3",
+        "3.12.3",
+        "3.13.2",
+        "3.14.1",
+        "3.15.0",
+    ):
+        assert bypassed not in keras_req.specifier, bypassed
+    for patched in ("3.12.4", "3.15.1", "3.16.0"):
+        assert patched in keras_req.specifier, patched

@@ -12,6 +12,7 @@ from keras import ops
 from .losses import triplet_loss
 
 __all__ = [
+    "CUSTOM_OBJECTS",
     "L2Normalization",
     "SiameseModel",
     "build_conv_encoder",
@@ -185,6 +186,14 @@ class SiameseModel(keras.Model):
         return cls(**config)
 
 
+# Every Keras class sktriplet defines, by its registered name: what a model file
+# written by sktriplet may name, and what loading one must know.
+CUSTOM_OBJECTS = {
+    keras.saving.get_registered_name(cls): cls
+    for cls in (L2Normalization, SiameseModel)
+}
+
+
 def build_mlp_encoder(
     input_shape: Sequence[int],
     hidden_layer_sizes: Sequence[int],
@@ -278,17 +287,30 @@ def copy_encoder(encoder: keras.Model) -> keras.Model:
     return copy
 
 
-def clone_architecture(encoder: keras.Model) -> keras.Model:
-    """A new model with the layers of ``encoder`` and newly initialised weights."""
-    return keras.models.clone_model(
-        encoder, clone_function=_clone_layer, recursive=True
-    )
+def clone_architecture(
+    encoder: keras.Model, synchronized_batch_norm: bool = False
+) -> keras.Model:
+    """A new model with the layers of ``encoder`` and newly initialised weights.
+
+    ``synchronized_batch_norm`` makes every ``BatchNormalization`` compute its
+    batch statistics over all replicas of a ``tf.distribute`` strategy, so that
+    training on several devices matches training on one.  Only the training twin
+    is synchronised: the fitted encoder keeps plain layers, which every backend
+    loads.
+    """
+
+    def clone(layer):
+        return _clone_layer(layer, synchronized=synchronized_batch_norm)
+
+    return keras.models.clone_model(encoder, clone_function=clone, recursive=True)
 
 
-def _clone_layer(layer, dtype=None):
+def _clone_layer(layer, dtype=None, synchronized=False):
     config = layer.get_config()
     if dtype is not None and not isinstance(layer, keras.layers.InputLayer):
         config["dtype"] = dtype
+    if synchronized and isinstance(layer, keras.layers.BatchNormalization):
+        config["synchronized"] = True
     # The model is the user's own object in memory, so a Lambda layer's function
     # is code the user already runs: Keras' safe mode, meant for files, is off.
     if isinstance(layer, keras.layers.Lambda):

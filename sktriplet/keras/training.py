@@ -120,7 +120,9 @@ def siamese_model_for(
         with strategy.scope() if strategy is not None else nullcontext():
             twin = encoder if key is None and strategy is None else None
             if twin is None:
-                twin = clone_architecture(encoder)
+                twin = clone_architecture(
+                    encoder, synchronized_batch_norm=strategy is not None
+                )
                 twin.set_weights(encoder.get_weights())
             model = SiameseModel(
                 twin,

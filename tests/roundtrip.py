@@ -1,0 +1,165 @@
+"""Save fitted models in one interpreter, load them in another: what a user does.
+
+Run by ``test_round_trips.py`` in fresh interpreters, never imported by a test::
+
+    python tests/roundtrip.py save DIR   # fit every kind of model, write each format
+    python tests/roundtrip.py load DIR   # load what is in DIR, record what it gives
+
+``save`` writes, for each model kind, the model in each format it supports and the
+transform of the fitting process.  ``load`` loads every model file in DIR and
+writes its transform and fitted attributes, so that the test compares the two
+processes.  The Keras backend is the environment's (``KERAS_BACKEND``): files are
+named after the backend that wrote them, so that one backend loads another's.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+
+# Formats every backend writes; pickles only load under the backend that wrote them.
+FORMATS = ("sktriplet", "pickle", "joblib")
+CROSS_BACKEND_FORMATS = ("sktriplet",)
+# Kinds of model that need TensorFlow to be fitted.
+TENSORFLOW_ONLY = ("strategy",)
+
+
+def _digits():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0)[:200], np.array(list("abcdefghij"))[y[:200]]
+
+
+def _stock_encoder():
+    """A user's encoder of stock Keras layers that is no plain dense stack."""
+    import keras
+
+    inputs = keras.Input((64,))
+    h = keras.layers.Dense(16, activation="gelu")(inputs)
+    h = keras.layers.Dropout(0.1, seed=0)(h)
+    return keras.Model(inputs, keras.layers.Dense(8)(h))
+
+
+def _data(kind: str):
+    """The data a kind is fitted on and transforms: X and y."""
+    X, y = _digits()
+    if kind == "conv":
+        return X.reshape(-1, 8, 8, 1), y
+    if kind == "dataframe":
+        import pandas as pd
+
+        return pd.DataFrame(X, columns=[f"px{i}" for i in range(64)]), y
+    return X, y
+
+
+def fit(kind: str):
+    from sktriplet import TripletEmbedder
+
+    quick = dict(epochs=2, hidden_layer_sizes=(16,), random_state=0)
+    X, y = _data(kind)
+    if kind in ("mlp", "conv", "dataframe"):
+        return TripletEmbedder(**quick).fit(X, y)
+    if kind == "keras_model":
+        return TripletEmbedder(encoder=_stock_encoder(), **quick).fit(X, y)
+    if kind in ("mixed_float16", "mixed_bfloat16"):
+        return TripletEmbedder(precision=kind, **quick).fit(X, y)
+    if kind == "partial_fit":
+        emb = TripletEmbedder(**quick)
+        return emb.partial_fit(X[:100], y[:100]).partial_fit(X[100:], y[100:])
+    if kind == "strategy":
+        import tensorflow as tf
+
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+        return TripletEmbedder(strategy=strategy, **quick).fit(X, y)
+    raise ValueError(kind)
+
+
+KINDS = (
+    "mlp",
+    "conv",
+    "dataframe",
+    "keras_model",
+    "mixed_float16",
+    "mixed_bfloat16",
+    "partial_fit",
+    "strategy",
+)
+
+
+def _backend() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
+def _fitted_state(emb) -> dict:
+    params = {
+        k: v
+        for k, v in emb.get_params().items()
+        if k not in ("encoder", "callbacks", "strategy")
+    }
+    params["hidden_layer_sizes"] = list(params["hidden_layer_sizes"])
+    names = getattr(emb, "feature_names_in_", None)
+    return {
+        "params": params,
+        "classes_": emb.classes_.tolist(),
+        "history_": emb.history_,
+        "n_components_": int(emb.n_components_),
+        "n_iter_": int(emb.n_iter_),
+        "feature_names_in_": None if names is None else names.tolist(),
+    }
+
+
+def save(folder: Path) -> None:
+    from sktriplet import save as save_model
+
+    backend = _backend()
+    for kind in KINDS:
+        if kind in TENSORFLOW_ONLY and backend != "tensorflow":
+            continue
+        emb = fit(kind)
+        stem = folder / f"{backend}-{kind}"
+        np.save(f"{stem}.fitted.npy", emb.transform(_data(kind)[0]))
+        Path(f"{stem}.fitted.json").write_text(json.dumps(_fitted_state(emb)))
+        save_model(emb, f"{stem}.sktriplet")
+        emb.set_params(strategy=None)  # a strategy is this process's: see pickle
+        Path(f"{stem}.pickle").write_bytes(pickle.dumps(emb))
+        joblib.dump(emb, f"{stem}.joblib")
+        if kind == "keras_model":  # a refit of the loaded model repeats this one
+            np.save(
+                f"{stem}.refit.npy", emb.fit(*_data(kind)).transform(_data(kind)[0])
+            )
+
+
+def load(folder: Path) -> None:
+    from sktriplet import load as load_model
+
+    backend = _backend()
+    readers = {
+        "sktriplet": load_model,
+        "pickle": lambda path: pickle.loads(Path(path).read_bytes()),
+        "joblib": joblib.load,
+    }
+    for fitted in sorted(folder.glob("*.fitted.json")):
+        stem = str(fitted).removesuffix(".fitted.json")
+        writer, kind = Path(stem).name.split("-", 1)
+        formats = FORMATS if writer == backend else CROSS_BACKEND_FORMATS
+        for fmt in formats:
+            emb = readers[fmt](f"{stem}.{fmt}")
+            out = f"{stem}.{fmt}.loaded-by-{backend}"
+            np.save(f"{out}.npy", emb.transform(_data(kind)[0]))
+            Path(f"{out}.json").write_text(json.dumps(_fitted_state(emb)))
+            if kind == "keras_model" and fmt == "sktriplet" and writer == backend:
+                refit = emb.fit(*_data(kind)).transform(_data(kind)[0])
+                np.save(f"{out}.refit.npy", refit)
+
+
+if __name__ == "__main__":
+    command, folder = sys.argv[1], Path(sys.argv[2])
+    {"save": save, "load": load}[command](folder)

@@ -1,0 +1,95 @@
+"""Every round trip a user makes, across processes: fit and save in one fresh
+interpreter, load in another, on TensorFlow and on JAX, in each format.
+
+Loading in the process that saved hides what a user hits: that process has
+already imported and registered everything the file names.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from roundtrip import CROSS_BACKEND_FORMATS, FORMATS, KINDS, TENSORFLOW_ONLY
+
+SCRIPT = Path(__file__).with_name("roundtrip.py")
+
+
+def _run(command: str, folder: Path, backend: str) -> None:
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), command, str(folder)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert out.returncode == 0, f"{command} on {backend}:\n{out.stderr[-3000:]}"
+
+
+def _backends() -> list[str]:
+    backends = ["tensorflow"]
+    try:
+        import jax  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        backends.append("jax")
+    return backends
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """Models saved by one interpreter per backend, loaded by another per backend."""
+    folder = tmp_path_factory.mktemp("round_trips")
+    for backend in _backends():
+        _run("save", folder, backend)
+    for backend in _backends():
+        _run("load", folder, backend)
+    return folder
+
+
+CASES = [
+    (writer, reader, kind, fmt)
+    for writer in ("tensorflow", "jax")
+    for reader in ("tensorflow", "jax")
+    for kind in KINDS
+    for fmt in (FORMATS if writer == reader else CROSS_BACKEND_FORMATS)
+    if not (kind in TENSORFLOW_ONLY and writer != "tensorflow")
+]
+
+
+@pytest.mark.parametrize("writer, reader, kind, fmt", CASES)
+def test_model_loads_in_a_new_process_and_transforms_as_fitted(
+    folder, writer, reader, kind, fmt
+):
+    if not {writer, reader} <= set(_backends()):
+        pytest.skip("JAX is not installed")
+    stem = folder / f"{writer}-{kind}"
+    loaded = folder / f"{writer}-{kind}.{fmt}.loaded-by-{reader}"
+    expected = np.load(f"{stem}.fitted.npy")
+    got = np.load(f"{loaded}.npy")
+    if writer == reader:
+        np.testing.assert_array_equal(got, expected)
+    else:  # the same weights, another backend's kernels and rounding
+        np.testing.assert_allclose(
+            got, expected, atol=1e-2 if kind.startswith("mixed") else 1e-5
+        )
+    assert json.loads(Path(f"{loaded}.json").read_text()) == json.loads(
+        Path(f"{stem}.fitted.json").read_text()
+    )
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_loaded_user_encoder_refits_as_the_original(folder, backend):
+    """The ``encoder`` parameter, a Keras model, is saved with its weights:
+    refitting the loaded estimator in a new process refits the original."""
+    if backend not in _backends():
+        pytest.skip("JAX is not installed")
+    stem = folder / f"{backend}-keras_model"
+    np.testing.assert_array_equal(
+        np.load(f"{stem}.sktriplet.loaded-by-{backend}.refit.npy"),
+        np.load(f"{stem}.refit.npy"),
+    )
