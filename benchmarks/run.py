@@ -11,6 +11,14 @@ milliseconds to transform one row.  A last row gives sktriplet's ratio to the be
 peer in each column (above 1 is better for accuracy and MAP@R, below 1 is better
 for times).  All figures come from the one run.
 
+Each method runs on each data set in its own fresh interpreter, strictly one
+after another, with the same thread settings (``--threads``, every core by
+default): one process that loaded every framework in turn crashed, and its
+timings depended on what ran before.  A method that crashes, times out
+(``--timeout``) or raises is reported in its row, and the run goes on.  Each row
+also gives the share of the CPUs that other processes took during its fit, and
+the versions of the packages it used are listed under each table.
+
 Peers that need the ``bench`` extra (``pip install -e ".[bench]"``) are skipped,
 with a note, when it is missing.  Then the training throughput of sktriplet's
 default model is reported as a share of this machine's float32 matmul ceiling,
@@ -20,6 +28,8 @@ both measured in the run.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import sys
 import time
@@ -28,8 +38,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
+from isolate import other_load, run_job  # noqa: E402
 from peers import BUDGET_MATCHED, NEURAL, PEERS  # noqa: E402
-from sklearn.datasets import load_digits, make_classification  # noqa: E402
+from sklearn.datasets import load_digits, load_iris, make_classification  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
@@ -38,11 +49,16 @@ from sktriplet.metrics import mean_average_precision_at_r  # noqa: E402
 
 COLUMNS = ["fit s", "1-NN acc", "5-NN acc", "MAP@R", "transform-all s", "one-row ms"]
 HIGHER_IS_BETTER = {"1-NN acc", "5-NN acc", "MAP@R"}
+LOAD = "other load"  # share of the CPUs other processes took during the fit
+DEFAULT_DATASETS = ("digits", "synthetic")
 
 
-def datasets(quick: bool):
+def _digits(quick):
     X, y = load_digits(return_X_y=True)
-    yield "digits", train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+    return "digits", train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+
+
+def _synthetic(quick):
     n = 5000 if quick else 20000
     X, y = make_classification(
         n_samples=n,
@@ -54,7 +70,42 @@ def datasets(quick: bool):
         random_state=0,
     )
     name = f"many-class synthetic (n={n})"
-    yield name, train_test_split(X, y, test_size=0.2, stratify=y, random_state=0)
+    return name, train_test_split(X, y, test_size=0.2, stratify=y, random_state=0)
+
+
+def _iris(quick):  # tiny: for checking the harness itself
+    X, y = load_iris(return_X_y=True)
+    return "iris", train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+
+
+DATASETS = {"digits": _digits, "synthetic": _synthetic, "iris": _iris}
+
+
+def datasets(quick: bool, names=DEFAULT_DATASETS):
+    """``(name, (X_train, X_test, y_train, y_test))`` of each data set, unscaled."""
+    for key in names:
+        yield DATASETS[key](quick)
+
+
+def scaled_split(key: str, quick: bool):
+    """The split of data set ``key``, scaled on its training part, and its name."""
+    name, (X_tr, X_te, y_tr, y_te) = DATASETS[key](quick)
+    scaler = StandardScaler().fit(X_tr)
+    return name, (scaler.transform(X_tr), scaler.transform(X_te), y_tr, y_te)
+
+
+def method(name: str):
+    """The fit function of a method: sktriplet, a peer, or ``module:function``."""
+    if name == "sktriplet":
+        from peers import sktriplet
+
+        return sktriplet
+    if ":" in name:
+        import importlib
+
+        module, function = name.split(":")
+        return getattr(importlib.import_module(module), function)
+    return PEERS[name]
 
 
 def one_row_ms(embed, X, repeats=200) -> float:
@@ -69,9 +120,10 @@ def one_row_ms(embed, X, repeats=200) -> float:
 
 
 def evaluate(fit, X_train, y_train, X_test, y_test, cfg) -> dict:
-    start = time.perf_counter()
-    embed = fit(X_train, y_train, cfg)
-    fit_s = time.perf_counter() - start
+    with other_load() as load:
+        start = time.perf_counter()
+        embed = fit(X_train, y_train, cfg)
+        fit_s = time.perf_counter() - start
     start = time.perf_counter()
     E_test = np.asarray(embed(X_test))
     transform_s = time.perf_counter() - start
@@ -84,18 +136,56 @@ def evaluate(fit, X_train, y_train, X_test, y_test, cfg) -> dict:
         "MAP@R": mean_average_precision_at_r(E_test, y_test),
         "transform-all s": transform_s,
         "one-row ms": one_row_ms(embed, X_test),
+        **load,
     }
 
 
+def preload(name: str) -> None:
+    """Import the framework of method ``name`` before any timing: a fit's time is
+    not its framework's import (every method runs in a new process)."""
+    if name == "sktriplet" or name.startswith("seed recipe"):
+        import keras  # noqa: F401
+    elif name.startswith("pytorch"):
+        import torch  # noqa: F401
+
+
+def evaluate_job(dataset: str, name: str, quick: bool, cfg: dict) -> dict:
+    """One row of the table, computed in a fresh interpreter (see ``isolate``)."""
+    preload(name)
+    _, (X_train, X_test, y_train, y_test) = scaled_split(dataset, quick)
+    cfg = {**cfg, "dim": min(cfg["dim"], X_train.shape[1])}
+    return evaluate(method(name), X_train, y_train, X_test, y_test, cfg)
+
+
+def _cell(row: dict, column: str) -> str:
+    value = row.get(column)
+    if value is None:
+        return ""
+    if column == LOAD:
+        return f"{value:.0%}"
+    return f"{value:.3f}" if column in HIGHER_IS_BETTER else f"{value:.3g}"
+
+
 def print_table(name: str, rows: dict) -> None:
+    """The rows of one data set, then sktriplet's ratio to the best peer.
+
+    A row may instead hold a ``failure`` (a crash, a time-out, an exception) or
+    ``skipped``: it is printed as such and left out of the ratios.
+    """
+    columns = [*COLUMNS, LOAD] if any(LOAD in r for r in rows.values()) else COLUMNS
     print(f"\n## {name}\n")
-    print("| method | " + " | ".join(COLUMNS) + " |")
-    print("|---" * (len(COLUMNS) + 1) + "|")
-    for method, r in rows.items():
-        cells = [
-            f"{r[c]:.3f}" if c in HIGHER_IS_BETTER else f"{r[c]:.3g}" for c in COLUMNS
-        ]
-        print(f"| {method} | " + " | ".join(cells) + " |")
+    print("| method | " + " | ".join(columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    for method_name, r in rows.items():
+        if "failure" in r or "skipped" in r:
+            note = r.get("failure") or f"skipped: {r['skipped']}"
+            print(f"| {method_name} | {note} |" + " |" * (len(columns) - 1))
+            continue
+        cells = [_cell(r, c) for c in columns]
+        print(f"| {method_name} | " + " | ".join(cells) + " |")
+    rows = {m: r for m, r in rows.items() if "failure" not in r and "skipped" not in r}
+    if "sktriplet" not in rows:
+        return
     ours = rows["sktriplet"]
     peers = {m: r for m, r in rows.items() if m != "sktriplet"}
     ratios = []
@@ -114,6 +204,7 @@ def print_table(name: str, rows: dict) -> None:
         pick = max if c in HIGHER_IS_BETTER else min
         best = pick(pool, key=lambda m: pool[m][c])
         ratios.append(f"{ours[c] / max(pool[best][c], 1e-12):.3f} ({best})")
+    ratios += [""] * (len(columns) - len(COLUMNS))  # no ratio of the load
     print("| **sktriplet / best peer** | " + " | ".join(ratios) + " |")
 
 
@@ -232,74 +323,104 @@ def transform_speed(emb, X) -> None:
     )
 
 
-def main() -> None:
+def throughput_job() -> dict:
+    """The throughput and transform sections, in a fresh interpreter."""
+    _, (X_tr, _, y_tr, _) = scaled_split("digits", quick=False)
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        emb = training_throughput(X_tr, y_tr)
+        transform_speed(emb, X_tr)
+    return {"text": text.getvalue()}
+
+
+def print_versions(rows: dict) -> None:
+    print("\nversions per row:")
+    for name, r in rows.items():
+        versions = ", ".join(f"{k} {v}" for k, v in r.get("versions", {}).items())
+        print(f"- {name}: {versions}")
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller synthetic set")
-    parser.add_argument("--only", nargs="*", help="run only these methods")
+    parser.add_argument(
+        "--only", nargs="*", help="run only these methods (sktriplet too if named)"
+    )
+    parser.add_argument(
+        "--datasets",
+        nargs="*",
+        choices=list(DATASETS),
+        default=list(DEFAULT_DATASETS),
+        help="data sets (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=1800, help="seconds per method and data set"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count(), help="threads of every pool"
+    )
+    parser.add_argument(
+        "--no-throughput", action="store_true", help="skip the throughput section"
+    )
     args = parser.parse_args()
-    cfg = dict(dim=32, hidden=256, batch=128, epochs=15, seed=0, threads=2)
-    methods = {"sktriplet": "sktriplet", **{m: m for m in PEERS}}
-    # Import the frameworks before any timing, so that no method's fit time
-    # includes loading a framework that another method has loaded already.
-    import keras  # noqa: F401
-    from peers import sktriplet
-
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        pass
+    cfg = dict(dim=32, hidden=256, batch=128, epochs=15, seed=0, threads=args.threads)
+    methods = args.only if args.only else ["sktriplet", *PEERS]
     print(f"# sktriplet benchmark ({'quick' if args.quick else 'full'})")
     print(
         f"network peers: MLP {cfg['hidden']} hidden, {cfg['dim']}-d embedding, "
         f"{cfg['epochs']} epochs (or as many as sktriplet's budget, where named), "
-        f"batch {cfg['batch']}, seed {cfg['seed']}; sktriplet at its defaults"
+        f"batch {cfg['batch']}, seed {cfg['seed']}; sktriplet at its defaults. "
+        f"Each method in its own process, {args.threads} threads per pool."
     )
-    digits = None
-    for name, (X_tr, X_te, y_tr, y_te) in datasets(args.quick):
-        scaler = StandardScaler().fit(X_tr)
-        X_tr, X_te = scaler.transform(X_tr), scaler.transform(X_te)
-        digits = digits or (X_tr, y_tr)
-        on_digits = name.startswith("digits")
+    ours_failed = False
+    for key in args.datasets:
+        name = DATASETS[key](args.quick)[0]
+        on_digits = key == "digits"
         rows = {}
-        for method in methods:
-            if args.only and method not in args.only and method != "sktriplet":
-                continue
-            if method == "LMNN" and not on_digits:
+        for method_name in methods:
+            if method_name == "LMNN" and not on_digits:
                 print(f"(LMNN skipped on {name}: over 10 minutes on 2 cores)")
                 continue
-            if args.quick and method in BUDGET_MATCHED and not on_digits:
-                print(f"({method} skipped on {name} in --quick: the full run has it)")
-                continue
-            fit = sktriplet if method == "sktriplet" else PEERS[method]
-            try:
-                rows[method] = evaluate(fit, X_tr, y_tr, X_te, y_te, cfg)
-            except ImportError as exc:
-                print(f"({method} skipped: {exc}; pip install -e '.[bench]')")
-            except Exception as exc:  # an optional peer broken by its dependencies
-                if method == "sktriplet" or fit.__module__ != "peers":
-                    raise
+            if args.quick and method_name in BUDGET_MATCHED and not on_digits:
                 print(
-                    f"({method} skipped: it failed here: {type(exc).__name__}: {exc})"
+                    f"({method_name} skipped on {name} in --quick: the full run has it)"
                 )
-            print(f"  done: {method}", file=sys.stderr, flush=True)
+                continue
+            rows[method_name] = run_job(
+                "run:evaluate_job",
+                dict(dataset=key, name=method_name, quick=args.quick, cfg=cfg),
+                timeout=args.timeout,
+                threads=args.threads,
+            )
+            outcome = rows[method_name].get("failure", "done")
+            print(f"  {outcome}: {method_name}", file=sys.stderr, flush=True)
+        ours_failed |= "failure" in rows.get("sktriplet", {})
         print_table(name, rows)
-        neural = [m for m in rows if m in NEURAL]
-        if neural:
+        print_versions(rows)
+        ok = {
+            m: r for m, r in rows.items() if "failure" not in r and "skipped" not in r
+        }
+        neural = [m for m in ok if m in NEURAL]
+        if neural and "sktriplet" in ok:
             print(f"\n(neural peers: {', '.join(neural)})")
-            ours = rows["sktriplet"]
-            reaching = [m for m in neural if rows[m]["MAP@R"] >= ours["MAP@R"]]
+            ours = ok["sktriplet"]
+            reaching = [m for m in neural if ok[m]["MAP@R"] >= ours["MAP@R"]]
             if reaching:
-                fastest = min(reaching, key=lambda m: rows[m]["fit s"])
+                fastest = min(reaching, key=lambda m: ok[m]["fit s"])
                 print(
                     f"fastest neural peer reaching sktriplet's MAP@R: {fastest}, "
-                    f"fit {rows[fastest]['fit s']:.3g} s against sktriplet's "
+                    f"fit {ok[fastest]['fit s']:.3g} s against sktriplet's "
                     f"{ours['fit s']:.3g} s"
                 )
             else:
                 print(f"no neural peer reaches sktriplet's MAP@R ({ours['MAP@R']:.3f})")
-    emb = training_throughput(*digits)
-    transform_speed(emb, digits[0])
+    if not args.no_throughput:
+        result = run_job(
+            "run:throughput_job", {}, timeout=args.timeout, threads=args.threads
+        )
+        print(result.get("text") or f"\n(throughput: {result.get('failure')})")
+    return 1 if ours_failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

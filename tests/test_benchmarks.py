@@ -1,0 +1,60 @@
+"""The benchmark harness: every method in its own process, failures in their rows."""
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+FAULTY = textwrap.dedent(
+    """
+    import ctypes, time
+
+    def segfault(X, y, cfg):
+        ctypes.string_at(0)  # reads address 0: SIGSEGV, as a broken import would
+
+    def hang(X, y, cfg):
+        time.sleep(600)
+    """
+)
+
+
+def test_a_crash_or_a_hang_is_reported_in_its_row_and_the_run_goes_on(tmp_path):
+    (tmp_path / "faulty.py").write_text(FAULTY)
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    methods = ["raw", "faulty:segfault", "faulty:hang", "PCA"]
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "run.py"),
+            "--datasets",
+            "iris",
+            "--timeout",
+            "10",
+            "--no-throughput",
+            "--only",
+            *methods,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in out.stdout.splitlines()
+        if line.startswith("| ") and not line.startswith("| method")
+    }
+    assert list(rows) == methods
+    assert "| crashed (SIGSEGV) |" in rows["faulty:segfault"]
+    assert "| timed out after 10 s |" in rows["faulty:hang"]
+    for method in ("raw", "PCA"):  # before and after the failures: both measured
+        cells = [c.strip() for c in rows[method].split("|")[2:-1]]
+        assert re.fullmatch(r"0\.\d{3}", cells[1]), rows[method]  # 1-NN accuracy
+        assert cells[-1].endswith("%")  # the other processes' load
+    assert re.search(
+        r"- PCA: sktriplet [\d.]+, numpy [\d.]+, sklearn [\d.]+", out.stdout
+    )
