@@ -95,6 +95,9 @@ def run_job(task: str, kwargs: dict, *, timeout: float, threads: int) -> dict:
         return {"failure": f"{_describe(out.returncode)}: {tail[0][:200]}".rstrip(": ")}
 
 
+_SHORTEST_S = 0.5
+
+
 def _busy_seconds() -> float | None:
     """CPU seconds all processes of this machine have been busy, or None."""
     try:
@@ -115,15 +118,19 @@ def other_load():
     Yields a dict that holds, after the block, ``"other load"``: the machine's
     busy time less this process's own CPU time, over the block's wall time times
     the cores (0 on an idle machine, 0.5 when other processes kept one of two
-    cores busy throughout).  Empty where ``/proc/stat`` cannot be read.
+    cores busy throughout).  Empty where ``/proc/stat`` cannot be read, and for
+    a block of under half a second.
     """
     measured: dict = {}
     busy, own, start = _busy_seconds(), time.process_time(), time.perf_counter()
     yield measured
     wall = time.perf_counter() - start
-    if busy is not None and wall > 0:
+    # The kernel counts busy time in ticks of 10 ms: a block shorter than
+    # _SHORTEST_S is left unmeasured rather than measured wrong.
+    if busy is not None and wall >= _SHORTEST_S:
         others = (_busy_seconds() - busy) - (time.process_time() - own)
-        measured["other load"] = max(others, 0.0) / (wall * os.cpu_count())
+        share = max(others, 0.0) / (wall * os.cpu_count())
+        measured["other load"] = min(share, 1.0)
 
 
 def _versions() -> dict:
