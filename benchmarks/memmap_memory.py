@@ -1,26 +1,30 @@
 """Peak memory of fitting and transforming a numpy.memmap larger than RAM budget.
 
-    python benchmarks/memmap_memory.py [--rows 1500000] [--features 64]
+    python benchmarks/memmap_memory.py [--rows 1500000] [--features 64 256]
 
-Writes a float32 memmap of random labelled data to a temporary file, then fits
-TripletEmbedder on it for one epoch and transforms it, sampling the process's
-anonymous resident memory (RssAnon: what the process itself allocated, as opposed
-to file pages the kernel can drop) every 20 ms.  Prints the file size next to the
-peak growth of RssAnon during fit and during transform (less the output array,
-which transform must return).
+Writes a float32 and a uint8 memmap of random labelled data (of the same size at
+the defaults) to temporary files, then, each in its own process, fits
+TripletEmbedder on one for an epoch (early stopping at its default: on, above
+10000 rows) and transforms it, sampling the process's anonymous resident memory
+(RssAnon: what the process itself allocated, as opposed to file pages the kernel
+can drop) every 20 ms.  Prints the file size next to the peak growth of RssAnon
+during fit and during transform (less the output array, which transform must
+return).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import threading
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
+from isolate import run_job  # noqa: E402
 
 from sktriplet import TripletEmbedder  # noqa: E402
 
@@ -53,30 +57,26 @@ class PeakSampler:
         self.peak = max(self.peak, rss_anon_mb())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_500_000)
-    parser.add_argument("--features", type=int, default=64)
-    args = parser.parse_args()
+def measure(dtype: str, rows: int, features: int) -> dict:
+    """Fit one epoch on, then transform, a memmap of ``dtype``; the peaks."""
     rng = np.random.RandomState(0)
+    # Defaults otherwise: above 10000 rows, early stopping holds out and scores
+    # up to 5000 rows every epoch.
     params = dict(mining="hard", batch_size=1024, epochs=1, random_state=0)
-
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "X.f32")
-        X = np.memmap(
-            path, dtype=np.float32, mode="w+", shape=(args.rows, args.features)
-        )
-        for i in range(0, args.rows, 100_000):
-            block = rng.normal(size=(min(100_000, args.rows - i), args.features))
+        path = os.path.join(tmp, "X.bin")
+        X = np.memmap(path, dtype=dtype, mode="w+", shape=(rows, features))
+        for i in range(0, rows, 100_000):
+            block = rng.normal(size=(min(100_000, rows - i), features))
+            if np.dtype(dtype).kind == "u":  # pixel-like values in 0-255
+                block = np.clip(128 + 40 * block, 0, 255)
             X[i : i + len(block)] = block
         X.flush()
-        y = np.arange(args.rows) % 100
-        X = np.memmap(
-            path, dtype=np.float32, mode="r", shape=(args.rows, args.features)
-        )
-        size_mb = X.nbytes / 2**20
+        y = np.arange(rows) % 100
+        X = np.memmap(path, dtype=dtype, mode="r", shape=(rows, features))
 
-        TripletEmbedder(**params).fit(np.asarray(X[:5000]), y[:5000])  # load TF
+        warm = np.asarray(X[:20000])  # load TF and trace, as the real fit will
+        TripletEmbedder(**params).fit(warm, y[:20000])
         base = rss_anon_mb()
         start = time.perf_counter()
         with PeakSampler() as fit_peak:
@@ -85,18 +85,43 @@ def main() -> None:
         base_t = rss_anon_mb()
         with PeakSampler() as transform_peak:
             E = emb.transform(X)
-        output_mb = E.nbytes / 2**20
+    return {
+        "file MB": X.nbytes / 2**20,
+        "fit s": fit_s,
+        "early stopping": "val_map_at_r" in emb.history_,
+        "fit MB": fit_peak.peak - base,
+        "transform MB": transform_peak.peak - base_t - E.nbytes / 2**20,
+        "output MB": E.nbytes / 2**20,
+    }
 
-    print(f"memmap: {args.rows} x {args.features} float32 = {size_mb:.0f} MB")
-    print(
-        f"fit (1 epoch, {fit_s:.0f} s): peak RssAnon growth "
-        f"{fit_peak.peak - base:.0f} MB ({(fit_peak.peak - base) / size_mb:.2f} x file)"
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_500_000)
+    parser.add_argument(
+        "--features",
+        type=int,
+        nargs=2,
+        default=[64, 256],
+        metavar=("FLOAT32", "UINT8"),
+        help="columns of the float32 and of the uint8 memmap (default: 64 and "
+        "256, files of the same size)",
     )
-    print(
-        f"transform: peak RssAnon growth {transform_peak.peak - base_t:.0f} MB, of "
-        f"which the returned embedding is {output_mb:.0f} MB; the rest "
-        f"{transform_peak.peak - base_t - output_mb:.0f} MB"
-    )
+    args = parser.parse_args()
+    print("| memmap | file MB | fit s | fit peak MB (x file) | transform MB |")
+    print("|---|---|---|---|---|")
+    for dtype, features in zip(("float32", "uint8"), args.features):
+        job = dict(dtype=dtype, rows=args.rows, features=features)
+        r = run_job("memmap_memory:measure", job, timeout=3600, threads=os.cpu_count())
+        if "failure" in r:
+            print(f"| {dtype} | {r['failure']} | | | |")
+            continue
+        stops = "early stopping on" if r["early stopping"] else "no early stopping"
+        print(
+            f"| {args.rows} x {features} {dtype} ({stops}) | {r['file MB']:.0f} | "
+            f"{r['fit s']:.0f} | {r['fit MB']:.0f} ({r['fit MB'] / r['file MB']:.2f}) "
+            f"| {r['transform MB']:.0f} beyond the {r['output MB']:.0f} MB output |"
+        )
 
 
 if __name__ == "__main__":

@@ -399,7 +399,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             self,
             X,
             y,
-            dtype=[np.float32, np.float64],
+            dtype=_read_as(X, [np.float32, np.float64]),
             ensure_min_samples=2,
             allow_nd=True,
             reset=not warm_start,
@@ -407,6 +407,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if warm_start:
             self._check_fitted_sample_shape(X)
         self._check_sample_shape(X)
+        _check_float32_range(X)
         hidden_layer_sizes = self._check_hidden_layer_sizes()
         classes, y_codes = self._check_labels(y)
         if warm_start:
@@ -532,7 +533,8 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     def _max_positives(self, rows_per_class: int) -> int:
         """The positives each anchor is paired with in a batch of
-        ``rows_per_class`` rows of its class.
+        ``rows_per_class`` rows of its class; None pairs every one on the
+        sort-based path.
 
         ``"all"`` pairs every one.  ``"semihard"`` pairs at most
         ``_SEMIHARD_POSITIVES``, those following the anchor in the batch: its
@@ -540,7 +542,12 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         batch holds many rows of each (two classes in 256 rows: 127 positives).
         """
         every = max(rows_per_class - 1, 1)
-        return min(every, _SEMIHARD_POSITIVES) if self.mining == "semihard" else every
+        if self.mining == "semihard":
+            return min(every, _SEMIHARD_POSITIVES)
+        # "all" pairs every positive: up to _SEMIHARD_POSITIVES on the fast
+        # (batch, positives, batch) path, beyond on the sorted O(batch**2) one,
+        # which gives the same loss without the cube.
+        return every if every <= _SEMIHARD_POSITIVES else None
 
     def _check_batch_size(self, n_samples: int) -> int:
         if self.batch_size == "auto":
@@ -593,7 +600,17 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             return encoder, n_components
 
         if isinstance(self.encoder, keras.Model):
-            encoder = models.copy_encoder(self.encoder)
+            try:
+                encoder = models.copy_encoder(self.encoder)
+            except (ValueError, TypeError, NotImplementedError) as exc:
+                name = type(self.encoder).__name__
+                raise ValueError(
+                    f"encoder {name} cannot be copied by Keras ({exc}), and "
+                    "TripletEmbedder trains a copy of the model it is given, never "
+                    "the model itself. A subclassed keras.Model cannot be copied: "
+                    f"pass a callable that builds a new one, such as encoder=lambda: "
+                    f"{name}(...), or a functional or Sequential model."
+                ) from None
         else:
             encoder = self.encoder()
             if not isinstance(encoder, keras.Model):
@@ -601,6 +618,9 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                     "encoder must be a keras.Model or a callable that returns one; "
                     f"the callable returned {type(encoder).__name__}."
                 )
+        # A Sequential model without an Input, or a subclassed one, has no
+        # input shape until called: call it on one of the data's shape.
+        encoder = models.with_defined_input(encoder, input_shape)
         expected = (None, *input_shape)
         if tuple(encoder.input_shape) != expected and not _shape_accepts(
             encoder.input_shape, expected
@@ -758,14 +778,16 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Returns
         -------
         X_new : ndarray of shape (n_samples, ``n_components_``)
-            The embedding, float32 for float32 input and float64 otherwise.
+            The embedding: float64 for float64 input, float32 otherwise (for
+            float32 and for integer input, such as ``uint8`` images, whose
+            chunks are cast as they are read: a memmap is never copied whole).
         """
         check_is_fitted(self)
         X = validate_data(
             self,
             X,
             reset=False,
-            dtype=[np.float64, np.float32],
+            dtype=_read_as(X, [np.float64, np.float32]),
             allow_nd=True,
         )
         self._check_fitted_sample_shape(X)
@@ -796,25 +818,30 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return np.sum(E1 * E2, axis=1) / np.maximum(norms, 1e-12)
 
     def _embed(self, X: np.ndarray) -> np.ndarray:
+        # In chunks, each cast to a float type as it is read, so that memory
+        # stays bounded for a memmap of any size and dtype.
+        dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float32
+        starts = range(0, len(X), _TRANSFORM_CHUNK)
         if self._forward is not None:
-            # In chunks, so that memory stays bounded for a memmap of any size.
-            if len(X) <= _TRANSFORM_CHUNK:
-                return self._forward(X)
-            out = np.empty((len(X), self.n_components_), dtype=X.dtype)
-            for i in range(0, len(X), _TRANSFORM_CHUNK):
-                out[i : i + _TRANSFORM_CHUNK] = self._forward(
-                    X[i : i + _TRANSFORM_CHUNK]
-                )
+            out = np.empty((len(X), self.n_components_), dtype=dtype)
+            for i in starts:
+                chunk = X[i : i + _TRANSFORM_CHUNK].astype(dtype, copy=False)
+                out[i : i + _TRANSFORM_CHUNK] = self._forward(chunk)
             return out
         from .keras.devices import placement
         from .keras.models import as_numpy
 
-        with placement(self.device):
+        with placement(self.device, inference=True):
             chunks = [
-                as_numpy(self.encoder_(X[i : i + _TRANSFORM_CHUNK], training=False))
-                for i in range(0, len(X), _TRANSFORM_CHUNK)
+                as_numpy(
+                    self.encoder_(
+                        X[i : i + _TRANSFORM_CHUNK].astype(np.float32, copy=False),
+                        training=False,
+                    )
+                )
+                for i in starts
             ]
-        return np.concatenate(chunks).astype(X.dtype, copy=False)
+        return np.concatenate(chunks).astype(dtype, copy=False)
 
     def score(self, X, y):
         """Mean average precision at R of leave-one-out retrieval in the embedding.
@@ -846,6 +873,37 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         tags.target_tags.required = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+def _check_float32_range(X: np.ndarray) -> None:
+    """Refuse values the network, which computes in float32, cannot hold.
+
+    Two reductions over X, no copy: a memmap is read, never loaded whole.
+    """
+    if X.dtype != np.float64 or X.size == 0:
+        return
+    largest = float(np.finfo(np.float32).max)
+    low, high = float(np.min(X)), float(np.max(X))
+    if high > largest or low < -largest:
+        raise ValueError(
+            f"X holds values beyond float32's range (from {low:.3g} to "
+            f"{high:.3g}; float32 holds at most {largest:.3g}), and the network "
+            "computes in float32: its loss would be NaN. Scale the features, for "
+            "example with StandardScaler."
+        )
+
+
+def _read_as(X, floats: list):
+    """The ``dtype`` that ``validate_data`` converts ``X`` to.
+
+    An integer numpy array (a ``uint8`` memmap of images, say) keeps its dtype:
+    converting it to float would copy it whole, four or eight times its size.
+    Training batches and ``transform`` chunks are cast to float as they are read.
+    Anything else becomes the first of ``floats`` unless it is one of them.
+    """
+    if isinstance(X, np.ndarray) and X.dtype.kind in "iu":
+        return None
+    return floats
 
 
 def _shape_accepts(model_shape, data_shape) -> bool:

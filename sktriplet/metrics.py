@@ -20,6 +20,8 @@ from sklearn.utils import check_X_y
 
 __all__ = ["mean_average_precision_at_r", "precision_at_1", "r_precision"]
 
+_WORKING_MEMORY_MB = 16
+
 
 def _ranked_relevance(X, y, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """Relevance of the ``max(R)`` nearest other samples of each query.
@@ -49,11 +51,17 @@ def _ranked_relevance(X, y, metric: str) -> tuple[np.ndarray, np.ndarray]:
         order = np.argsort(dist_chunk, axis=1, kind="stable")[:, :max_r]
         return y_codes[order] == y_codes[rows, None]
 
-    relevant = np.vstack(
-        list(
-            pairwise_distances_chunked(X, reduce_func=nearest_relevance, metric=metric)
-        )
+    # Chunks of _WORKING_MEMORY_MB: the distances and their argsort, about
+    # three times that at the peak, whatever the number of samples (early
+    # stopping scores up to 5000 each epoch, which would otherwise take
+    # 5000 x 5000 x 8 bytes twice over).
+    chunks = pairwise_distances_chunked(
+        X,
+        reduce_func=nearest_relevance,
+        metric=metric,
+        working_memory=_WORKING_MEMORY_MB,
     )
+    relevant = np.vstack(list(chunks))
     return relevant[keep], r[keep]
 
 

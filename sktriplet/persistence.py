@@ -93,6 +93,7 @@ def save(estimator: TripletEmbedder, path: str | os.PathLike) -> None:
         "best_epoch_": estimator.best_epoch_,
         "history_": estimator.history_,
     }
+    _warn_if_code_is_needed(estimator.encoder_)
     encoder_kind = "default" if encoder_param is None else "callable"
     if _is_keras_model(encoder_param):
         encoder_kind = "keras_model"
@@ -176,6 +177,29 @@ def _check_format(metadata: dict, path: Path) -> None:
         raise ValueError(
             f"{path} was written in sktriplet model format version {version}; this "
             f"sktriplet reads versions up to {FORMAT_VERSION}. Upgrade sktriplet."
+        )
+
+
+def _warn_if_code_is_needed(encoder) -> None:
+    """Warn when ``encoder`` holds layers that :func:`load` will refuse."""
+    import warnings
+
+    import keras
+
+    lambdas = [
+        layer.name
+        for layer in encoder._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.Lambda)
+    ]
+    if lambdas:
+        warnings.warn(
+            f"The encoder has Lambda layers ({', '.join(lambdas)}), whose code "
+            "sktriplet.load refuses to run: this file will not load. Replace each "
+            "Lambda with a layer class registered with "
+            "keras.saving.register_keras_serializable, or use pickle (trusted "
+            "sources only).",
+            UserWarning,
+            stacklevel=3,
         )
 
 

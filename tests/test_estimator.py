@@ -376,3 +376,15 @@ def test_encoder_must_output_one_vector_per_sample(digits):
     msg = "encoder must output one embedding vector per sample, of shape"
     with pytest.raises(ValueError, match=re.escape(msg)):
         TripletEmbedder(encoder=keras.Model(inputs, per_pixel), epochs=1).fit(X, y)
+
+
+def test_integer_input_is_read_as_float32_without_a_whole_copy(digits):
+    """uint8 data (pixels, say) trains and embeds as the same values in float32:
+    the array is cast chunk by chunk, so a memmap of it is never copied whole."""
+    X, y = load_digits(return_X_y=True)
+    pixels = X[:200].astype(np.uint8)
+    as_uint8 = TripletEmbedder(**QUICK).fit(pixels, y[:200])
+    as_float = TripletEmbedder(**QUICK).fit(pixels.astype(np.float32), y[:200])
+    E = as_uint8.transform(pixels)
+    assert E.dtype == np.float32
+    np.testing.assert_array_equal(E, as_float.transform(pixels.astype(np.float32)))

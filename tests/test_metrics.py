@@ -58,3 +58,19 @@ def test_cosine_metric_ranks_by_angle():
     y = [0, 0, 1, 1]
     assert mean_average_precision_at_r(X, y, metric="cosine") == 1.0
     assert mean_average_precision_at_r(X, y, metric="euclidean") < 1.0
+
+
+def test_map_at_r_memory_stays_bounded_on_thousands_of_samples():
+    """Early stopping scores 5000 held-out samples every epoch: the distances
+    are ranked in chunks, never as one 5000 x 5000 matrix (200 MB, twice)."""
+    import tracemalloc
+
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(5000, 32)), np.arange(5000) % 50
+    tracemalloc.start()
+    try:
+        mean_average_precision_at_r(X, y)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 100 * 2**20, f"peak {peak / 2**20:.0f} MB"

@@ -31,6 +31,12 @@ FIT_CASES = {
     "nan in X": (_with(X, (0, 0), np.nan), Y, ValueError, "Input X contains NaN"),
     "inf in X": (_with(X, (0, 0), np.inf), Y, ValueError, "Input X contains infinity"),
     "nan in y": (X, _with(Y, 0, np.nan), ValueError, "Input y contains NaN"),
+    "beyond float32's range": (
+        _with(X, (0, 0), 1e39),
+        Y,
+        ValueError,
+        "X holds values beyond float32's range",
+    ),
     "continuous y": (
         X,
         RNG.normal(size=60),

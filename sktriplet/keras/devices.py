@@ -34,9 +34,14 @@ def gpu_count() -> int:
 
 
 @contextmanager
-def placement(device: str):
-    """Run the enclosed Keras work on ``device``: "auto", "cpu" or "gpu"."""
-    if device == "auto":
+def placement(device: str, *, inference: bool = False):
+    """Run the enclosed Keras work on ``device``: "auto", "cpu" or "gpu".
+
+    With ``inference``, "gpu" on a machine without one runs where Keras chooses:
+    a model trained on a GPU embeds anywhere its weights load (a saved model
+    keeps its ``device``), while training that asked for a GPU fails clearly.
+    """
+    if device == "auto" or (inference and device == "gpu" and gpu_count() == 0):
         yield
         return
     if device == "gpu" and gpu_count() == 0:

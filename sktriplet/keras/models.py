@@ -276,6 +276,18 @@ def build_conv_encoder(
     return keras.Model(inputs, h, name="conv_encoder")
 
 
+def with_defined_input(encoder: keras.Model, input_shape) -> keras.Model:
+    """``encoder``, or a functional model around it with an input of
+    ``input_shape`` when it has no defined input (a ``Sequential`` without an
+    ``Input``, a subclassed model)."""
+    try:
+        encoder.input_shape  # noqa: B018 - raises when there is none
+        return encoder
+    except (AttributeError, ValueError):
+        inputs = keras.Input(shape=tuple(input_shape))
+        return keras.Model(inputs, encoder(inputs), name=f"{encoder.name}_with_input")
+
+
 def copy_encoder(encoder: keras.Model) -> keras.Model:
     """A new model with the architecture and current weights of ``encoder``.
 
