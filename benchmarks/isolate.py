@@ -56,8 +56,9 @@ VERSIONED = (
 )
 
 
-def child_environment(threads: int) -> dict:
+def child_environment(threads: int, extra: dict | None = None) -> dict:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    env.update(extra or {})
     env.update({name: str(threads) for name in THREAD_VARIABLES})
     path = [str(HERE), *filter(None, [env.get("PYTHONPATH")])]
     env["PYTHONPATH"] = os.pathsep.join(path)
@@ -74,8 +75,13 @@ def _describe(returncode: int) -> str:
     return f"crashed (exit status {returncode})"
 
 
-def run_job(task: str, kwargs: dict, *, timeout: float, threads: int) -> dict:
-    """Run ``task(**kwargs)`` in a new interpreter; its result, or a ``failure``."""
+def run_job(
+    task: str, kwargs: dict, *, timeout: float, threads: int, env: dict | None = None
+) -> dict:
+    """Run ``task(**kwargs)`` in a new interpreter; its result, or a ``failure``.
+
+    ``env`` adds variables to the child's environment (``KERAS_BACKEND``, say).
+    """
     with tempfile.TemporaryDirectory() as folder:
         job, result = Path(folder, "job.json"), Path(folder, "result.json")
         job.write_text(json.dumps({"task": task, "kwargs": kwargs}))
@@ -85,7 +91,7 @@ def run_job(task: str, kwargs: dict, *, timeout: float, threads: int) -> dict:
                 capture_output=True,
                 text=True,
                 timeout=timeout,
-                env=child_environment(threads),
+                env=child_environment(threads, env),
             )
         except subprocess.TimeoutExpired:
             return {"failure": f"timed out after {timeout:.0f} s"}

@@ -13,21 +13,31 @@ ratio, from the one run.
 A second table times semi-hard mining with few classes, where each anchor has
 many positives in a batch: pairing every one against pairing at most 16, the
 ones that follow the anchor in the batch, as ``TripletEmbedder`` does.
+
+A third table breaks the default fit's step on the digits down, on each
+installed Keras backend (TensorFlow, JAX, torch), each in its own fresh process:
+``--breakdown-only`` prints only that one.  Each part is the difference between
+two variants of the same step, timed the same way (see :func:`breakdown_job`).
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(__file__))
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from isolate import run_job  # noqa: E402
 
-from sktriplet.estimator import _SEMIHARD_POSITIVES  # noqa: E402
-from sktriplet.keras.models import SiameseModel, build_mlp_encoder  # noqa: E402
 from sktriplet.sampling import ClassBalancedSampler  # noqa: E402
+
+_SEMIHARD_POSITIVES = 16  # as sktriplet.estimator (which this must not import:
+# the breakdown's children choose their Keras backend before loading Keras)
 
 
 def ms_per_step(
@@ -46,6 +56,10 @@ def ms_per_step(
     times on two shared cores jump between two levels, up to twice apart, for
     whole runs at a time.
     """
+    import keras
+
+    from sktriplet.keras.models import SiameseModel, build_mlp_encoder
+
     sampler = ClassBalancedSampler(labels, 256, 4, np.random.RandomState(0))
     rows = np.concatenate([sampler.epoch() for _ in range(steps // 50 + 2)])
     every = sampler.samples_per_group - 1
@@ -65,17 +79,166 @@ def ms_per_step(
             for r in rows:
                 yield X[r], labels[r]
 
-    data = batches()
-    model.fit(data, steps_per_epoch=40, epochs=1, verbose=0)  # trace, warm up
+    return _timed_steps(model, batches(), steps, repeats)
+
+
+def _timed_steps(model, batches, steps: int, repeats: int = 3) -> float:
+    """Milliseconds per step of ``model.fit`` on ``batches``: best of ``repeats``."""
+    model.fit(batches, steps_per_epoch=40, epochs=1, verbose=0)  # trace, warm up
     best = np.inf
     for _ in range(repeats):
         start = time.perf_counter()
-        model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+        model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0)
         best = min(best, time.perf_counter() - start)
     return 1000 * best / steps
 
 
+def breakdown_job(steps: int = 400) -> dict:
+    """The default fit's step on the digits, taken apart on this process's backend.
+
+    Five variants of the step, each compiled as ``fit`` compiles the default
+    MLP (XLA, 5 steps per call: the digits' epoch) and fed from batches made in
+    advance, so that only the last measures the feeding:
+
+    - ``empty``: a one-unit network with a constant loss: Keras's loop, the
+      input pipeline and the call, and nothing else;
+    - ``sgd``: the default MLP, a cheap loss (no mining), plain SGD: adds the
+      forward and backward passes;
+    - ``adam``: the same with Adam: adds Adam's work beyond SGD's update;
+    - ``full``: the triplet loss with semi-hard mining, as ``fit`` trains;
+    - feeding: the estimator's own batch source (sampler, row gather, input
+      noise) run on its own, per batch.
+
+    Also returns the model's FLOP per step and this backend's float32 matmul
+    ceiling (2048 x 2048, best of 5), for the share of the ceiling.
+    """
+    import keras
+    from keras import ops
+    from sklearn.datasets import load_digits
+    from sklearn.preprocessing import StandardScaler
+
+    from sktriplet.keras.models import SiameseModel, build_mlp_encoder
+
+    class CheapLoss(SiameseModel):
+        def compute_loss(
+            self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+        ):
+            return ops.mean(ops.square(y_pred))
+
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X).astype(np.float32)
+    sampler = ClassBalancedSampler(y, 256, 4, np.random.RandomState(0))
+    per_call = sampler.n_batches
+    rows = np.concatenate([sampler.epoch() for _ in range(steps // per_call + 50)])
+    noise = np.random.default_rng(0)
+    scale = (0.5 * X.std(axis=0)).astype(np.float32)
+
+    def made(rows):
+        return [
+            (X[r] + scale * noise.standard_normal((len(r), 64), np.float32), y[r])
+            for r in rows
+        ]
+
+    ready = made(rows[: 5 * per_call + 1])
+
+    def replay():
+        while True:
+            yield from ready
+
+    def build(kind):
+        if kind == "empty":
+            inputs = keras.Input((64,))
+            encoder = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+        else:
+            encoder = build_mlp_encoder((64,), (256, 256), 32, True, seed=0)
+        cls = SiameseModel if kind == "full" else CheapLoss
+        model = cls(encoder, mining="semihard", max_positives=_SEMIHARD_POSITIVES)
+        optimizer = (
+            keras.optimizers.SGD(1e-3)
+            if kind in ("empty", "sgd")
+            else keras.optimizers.Adam(1e-3)
+        )
+        model.compile(
+            optimizer=optimizer, jit_compile=True, steps_per_execution=per_call
+        )
+        return model
+
+    ms = {
+        kind: _timed_steps(build(kind), replay(), steps)
+        for kind in ("empty", "sgd", "adam", "full")
+    }
+    start = time.perf_counter()
+    made(rows[:steps])
+    ms["feeding"] = 1000 * (time.perf_counter() - start) / steps
+
+    sizes = [64, 256, 256, 32]
+    batch = len(rows[0])
+    flops = 3 * 2 * batch * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    a = keras.random.normal((2048, 2048), seed=0)
+    ops.convert_to_numpy(ops.matmul(a, a))
+    best = np.inf
+    for _ in range(5):
+        start = time.perf_counter()
+        ops.convert_to_numpy(ops.matmul(a, a))
+        best = min(best, time.perf_counter() - start)
+    return {
+        "backend": keras.backend.backend(),
+        "ms": ms,
+        "batch": batch,
+        "flops": flops,
+        "ceiling": 2 * 2048**3 / best,
+    }
+
+
+BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
+def print_breakdown() -> None:
+    print(
+        "\n| backend | step + feeding (ms) | Keras loop and call | forward + backward "
+        "| Adam beyond SGD | mining | feeding | share of the matmul ceiling |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for backend, module in BACKEND_MODULES.items():
+        if importlib.util.find_spec(module) is None:
+            print(f"| {backend} | not installed | | | | | | |")
+            continue
+        r = run_job(
+            "step_time:breakdown_job",
+            {},
+            timeout=1200,
+            threads=os.cpu_count(),
+            env={"KERAS_BACKEND": backend},
+        )
+        if "ms" not in r:
+            print(f"| {backend} | {r.get('failure', r.get('skipped'))} | | | | | | |")
+            continue
+        ms = r["ms"]
+        parts = {
+            "loop": ms["empty"],
+            "forward + backward": ms["sgd"] - ms["empty"],
+            "adam": ms["adam"] - ms["sgd"],
+            "mining": ms["full"] - ms["adam"],
+            "feeding": ms["feeding"],
+        }
+        total = ms["full"] + ms["feeding"]
+        cells = [f"{v:.2f} ({v / total:.0%})" for v in parts.values()]
+        share = r["flops"] / (ms["full"] / 1000) / r["ceiling"]
+        print(
+            f"| {backend} | {total:.2f} | " + " | ".join(cells) + f" | {share:.1%} "
+            f"({r['flops'] / 1e6:.0f} MFLOP per {r['batch']}-row step; ceiling "
+            f"{r['ceiling'] / 1e9:.0f} GFLOP/s) |",
+            flush=True,
+        )
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--breakdown-only", action="store_true")
+    args = parser.parse_args()
+    if args.breakdown_only:
+        print_breakdown()
+        return
     rng = np.random.RandomState(0)
     X = rng.normal(size=(20000, 64)).astype(np.float32)
     labels = rng.randint(0, 50, len(X))
@@ -104,6 +267,7 @@ def main() -> None:
             f"| {every / capped:.1f}x |",
             flush=True,
         )
+    print_breakdown()
 
 
 if __name__ == "__main__":
