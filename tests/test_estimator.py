@@ -53,18 +53,29 @@ def test_toy_problem_pulls_classes_apart():
     assert np.mean(y[nearest] == y) > 0.9
 
 
+def _learns(digits, **params) -> None:
+    """Trained on 300 rows, the embedding of 100 others retrieves better than
+    the same network untrained (learning rate 1e-12) and than the raw pixels."""
+    X, y = digits
+    X_train, y_train, X_test, y_test = X[:300], y[:300], X[300:], y[300:]
+    trained = TripletEmbedder(epochs=30, random_state=0, **params)
+    untrained = clone(trained).set_params(learning_rate=1e-12)
+    score = trained.fit(X_train, y_train).score(X_test, y_test)
+    baseline = max(
+        untrained.fit(X_train, y_train).score(X_test, y_test),
+        mean_average_precision_at_r(X_test, y_test),
+    )
+    assert score > baseline + 0.05, (score, baseline)
+
+
 @pytest.mark.parametrize("mining", ["semihard", "hard", "all", "random"])
 def test_every_mining_strategy_learns(digits, mining):
-    X, y = digits
-    emb = TripletEmbedder(mining=mining, epochs=30, random_state=0).fit(X, y)
-    assert emb.score(X, y) > mean_average_precision_at_r(X, y)
+    _learns(digits, mining=mining)
 
 
 @pytest.mark.parametrize("distance", ["squared_euclidean", "euclidean", "cosine"])
 def test_every_distance_learns(digits, distance):
-    X, y = digits
-    emb = TripletEmbedder(distance=distance, epochs=30, random_state=0).fit(X, y)
-    assert emb.score(X, y) > mean_average_precision_at_r(X, y)
+    _learns(digits, distance=distance)
 
 
 def test_fitted_attributes(digits):
@@ -182,13 +193,15 @@ def test_same_random_state_is_bit_identical_across_processes(digits, tmp_path):
         from sktriplet import TripletEmbedder
         X = np.load({str(tmp_path / "X.npy")!r})
         y = np.load({str(tmp_path / "y.npy")!r})
-        emb = TripletEmbedder(epochs=3, hidden_layer_sizes=(32,), random_state=0)
+        emb = TripletEmbedder(
+            epochs=3, hidden_layer_sizes=(32,), random_state=0, device="cpu"
+        )
         E = emb.fit(X, y).transform(X)
         np.save({str(tmp_path / "E.npy")!r}, E)
         """
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-    here = TripletEmbedder(**QUICK).fit(X, y).transform(X)
+    here = TripletEmbedder(device="cpu", **QUICK).fit(X, y).transform(X)
     np.testing.assert_array_equal(np.load(tmp_path / "E.npy"), here)
 
 
@@ -208,7 +221,8 @@ def test_string_labels(digits):
     np.testing.assert_array_equal(emb.classes_, np.sort(names))
     E_int = TripletEmbedder(**QUICK).fit(X, y).transform(X)
     assert emb.transform(X).shape == E_int.shape
-    assert 0.0 < emb.score(X, names[y]) <= 1.0
+    # MAP@R depends on which rows share a label, not on the labels' names.
+    assert emb.score(X, names[y]) == emb.score(X, y)
 
 
 def test_pandas_keeps_feature_names_and_set_output(digits):

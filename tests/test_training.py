@@ -71,6 +71,11 @@ def test_keyboard_interrupt_keeps_the_best_weights(digits):
         emb.fit(X, y)
     scores = emb.history_["val_map_at_r"]
     assert emb.best_epoch_ == int(np.argmax(scores))
+    # The weights are those of the best epoch: a fit stopped there gives them.
+    exact = TripletEmbedder(
+        early_stopping=True, **{**QUICK, "epochs": emb.best_epoch_ + 1}
+    ).fit(X, y)
+    np.testing.assert_array_equal(emb.transform(X), exact.transform(X))
 
 
 def test_early_stopping_restores_the_best_epoch(digits):
@@ -102,15 +107,36 @@ def test_early_stopping_keeps_the_best_weights_not_the_last(digits):
     np.testing.assert_array_equal(emb.transform(X), exact.transform(X))
 
 
-def test_class_disjoint_validation_holds_out_whole_classes(digits):
+@pytest.mark.parametrize("strategy", ["class_disjoint", "stratified"])
+def test_validation_holds_out_whole_classes_or_a_share_of_each(
+    digits, monkeypatch, strategy
+):
+    """The split fit trains and validates on: class-disjoint holds out whole
+    classes, which training never sees; stratified a share of every class."""
+    from sktriplet import estimator
+
+    splits = []
+
+    def spy(*args, **kwargs):
+        splits.append(estimator.validation_split.__wrapped__(*args, **kwargs))
+        return splits[-1]
+
+    spy.__wrapped__ = estimator.validation_split
+    monkeypatch.setattr(estimator, "validation_split", spy)
     X, y = digits
     emb = TripletEmbedder(
         early_stopping=True,
-        validation_strategy="class_disjoint",
+        validation_strategy=strategy,
         validation_fraction=0.2,
         **QUICK,
     ).fit(X, y)
     assert len(emb.history_["val_map_at_r"]) == 3
+    ((train, val),) = splits
+    train_classes, val_classes = set(y[train]), set(y[val])
+    if strategy == "class_disjoint":
+        assert val_classes and not train_classes & val_classes
+    else:
+        assert train_classes == val_classes == set(y)
 
 
 def test_history_is_plain_data(digits):
