@@ -35,9 +35,10 @@ _AUTO_EARLY_STOPPING_SAMPLES = 10_000
 _MAX_VALIDATION_SAMPLES = 5_000
 _AUTO_INPUT_NOISE = 0.5
 # Positives per anchor for semi-hard mining (see ``_max_positives``).  With two
-# classes per 256-row batch, 16 rather than 127 made the step 4.7 times faster
-# (``benchmarks/step_time.py``); on the digits, 16 rather than 24 kept the
-# held-out scores (``benchmarks/seeds.py``: docs/seeds.txt and the user guide).
+# classes per 256-row batch, 16 rather than 127 made the step several times
+# faster (``benchmarks/step_time.py``); on the digits, 16 rather than 24 kept the
+# held-out scores (``benchmarks/seeds.py``).  Figures: docs/step_time.txt,
+# docs/seeds.txt and the user guide.
 _SEMIHARD_POSITIVES = 16
 _NOISE_SCALE_ROWS = 10_000  # rows that estimate each feature's spread
 _TRANSFORM_CHUNK = 4096

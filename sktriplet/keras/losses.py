@@ -180,6 +180,21 @@ def _positive_columns(positive, max_positives: int):
     return columns, ops.take_along_axis(positive, columns, axis=1)
 
 
+def _first_argmin(values):
+    """``argmin`` over the last axis (the first index of the smallest value).
+
+    As two plain reductions, a ``min`` and a ``min`` of the indices where it is
+    reached: on XLA's CPU backend ``argmin`` over the last axis of the
+    ``(batch, positives, batch)`` cube cost ten times as much.  The equality
+    compares entries of one tensor with their own minimum, which no rounding
+    changes.
+    """
+    smallest = ops.min(values, axis=-1, keepdims=True)
+    size = ops.shape(values)[-1]
+    index = ops.arange(size, dtype="int32")
+    return ops.min(ops.where(values == smallest, index, size), axis=-1)
+
+
 def _per_positive_hinge(labels, distances, margin, mining, max_positives):
     """Hinge sum and counts of ``"semihard"`` or ``"all"`` over each anchor's
     ``max_positives`` positives, on a ``(batch, max_positives, batch)`` tensor.
@@ -209,7 +224,7 @@ def _per_positive_hinge(labels, distances, margin, mining, max_positives):
         neg, chosen_from[:, None, :] > ops.stop_gradient(ap)[:, :, None]
     )
     beyond = ops.max(chosen_from) + 1.0
-    nearest_farther = ops.argmin(ops.where(farther, chosen_from[:, None, :], beyond), 2)
+    nearest_farther = _first_argmin(ops.where(farther, chosen_from[:, None, :], beyond))
     farthest = ops.argmax(ops.where(negative, chosen_from, -1.0), axis=1)
     negative_columns = ops.where(
         ops.any(farther, axis=2), nearest_farther, farthest[:, None]
