@@ -8,7 +8,9 @@ lists each anchor's positives against the batch would hold a
 (strategy, batch size) fit runs in its own fresh process (see ``isolate.py``),
 on 4 batches of 32-feature data, for 2 epochs; the figure is the peak growth of
 the process's anonymous resident memory (RssAnon) during the fit, over the
-memory it held with Keras loaded, sampled every 20 ms.
+memory it held with Keras loaded, sampled every 20 ms.  A last column forces
+``"all"`` onto that cube, as ``fit`` did for any number of positives before
+it took the sorted path beyond 16: the two side by side in one run.
 """
 
 from __future__ import annotations
@@ -22,14 +24,28 @@ sys.path.insert(0, os.path.dirname(__file__))
 from isolate import run_job  # noqa: E402
 from memmap_memory import PeakSampler, rss_anon_mb  # noqa: E402
 
-STRATEGIES = ("semihard", "all", "hard")
+# Column: (mining, whether "all" is forced onto the (batch, positives, batch)
+# cube it took for any number of positives before it switched to the sorted path).
+STRATEGIES = {
+    "semihard": ("semihard", False),
+    "all": ("all", False),
+    "hard": ("hard", False),
+    "all on the cube (former path)": ("all", True),
+}
 
 
-def measure(mining: str, batch: int) -> dict:
+def measure(mining: str, batch: int, cube: bool = False) -> dict:
     import keras  # noqa: F401  (loaded before the baseline)
     import numpy as np
 
     from sktriplet import TripletEmbedder
+
+    if cube:  # every positive on the cube, as fit did for "all" before
+
+        def every_positive(self, rows_per_class):
+            return max(rows_per_class - 1, 1)
+
+        TripletEmbedder._max_positives = every_positive
 
     rng = np.random.RandomState(0)
     X = rng.normal(size=(4 * batch, 32)).astype(np.float32)
@@ -50,14 +66,14 @@ def main() -> None:
     print("|---" * (len(STRATEGIES) + 2) + "|")
     for batch in args.batches:
         row = {}
-        for mining in STRATEGIES:
+        for column, (mining, cube) in STRATEGIES.items():
             r = run_job(
                 "batch_memory:measure",
-                dict(mining=mining, batch=batch),
+                dict(mining=mining, batch=batch, cube=cube),
                 timeout=1200,
                 threads=os.cpu_count(),
             )
-            row[mining] = r.get("fit MB", r.get("failure"))
+            row[column] = r.get("fit MB", r.get("failure"))
         cells = [f"{v:.0f}" if isinstance(v, float) else str(v) for v in row.values()]
         ratio = (
             f"{row['all'] / row['semihard']:.2f}"

@@ -81,12 +81,6 @@ def _iris(quick):  # tiny: for checking the harness itself
 DATASETS = {"digits": _digits, "synthetic": _synthetic, "iris": _iris}
 
 
-def datasets(quick: bool, names=DEFAULT_DATASETS):
-    """``(name, (X_train, X_test, y_train, y_test))`` of each data set, unscaled."""
-    for key in names:
-        yield DATASETS[key](quick)
-
-
 def scaled_split(key: str, quick: bool):
     """The split of data set ``key``, scaled on its training part, and its name."""
     name, (X_tr, X_te, y_tr, y_te) = DATASETS[key](quick)
@@ -157,6 +151,11 @@ def evaluate_job(dataset: str, name: str, quick: bool, cfg: dict) -> dict:
     return evaluate(method(name), X_train, y_train, X_test, y_test, cfg)
 
 
+def measured(rows: dict) -> dict:
+    """The rows that hold figures: not a failure, not skipped."""
+    return {m: r for m, r in rows.items() if "failure" not in r and "skipped" not in r}
+
+
 def _cell(row: dict, column: str) -> str:
     value = row.get(column)
     if value is None:
@@ -177,13 +176,13 @@ def print_table(name: str, rows: dict) -> None:
     print("| method | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     for method_name, r in rows.items():
-        if "failure" in r or "skipped" in r:
+        if method_name not in measured(rows):
             note = r.get("failure") or f"skipped: {r['skipped']}"
             print(f"| {method_name} | {note} |" + " |" * (len(columns) - 1))
             continue
         cells = [_cell(r, c) for c in columns]
         print(f"| {method_name} | " + " | ".join(cells) + " |")
-    rows = {m: r for m, r in rows.items() if "failure" not in r and "skipped" not in r}
+    rows = measured(rows)
     if "sktriplet" not in rows:
         return
     ours = rows["sktriplet"]
@@ -397,9 +396,7 @@ def main() -> int:
         ours_failed |= "failure" in rows.get("sktriplet", {})
         print_table(name, rows)
         print_versions(rows)
-        ok = {
-            m: r for m, r in rows.items() if "failure" not in r and "skipped" not in r
-        }
+        ok = measured(rows)
         neural = [m for m in ok if m in NEURAL]
         if neural and "sktriplet" in ok:
             print(f"\n(neural peers: {', '.join(neural)})")

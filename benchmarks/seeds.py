@@ -23,21 +23,11 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
-from run import datasets  # noqa: E402
+from run import scaled_split  # noqa: E402
 from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from sktriplet import TripletEmbedder  # noqa: E402
 from sktriplet.metrics import mean_average_precision_at_r  # noqa: E402
-
-
-def split(name: str):
-    """The benchmark's split of ``name``, scaled on its training part."""
-    for full_name, (X_tr, X_te, y_tr, y_te) in datasets(quick=False):
-        if name in full_name:
-            scaler = StandardScaler().fit(X_tr)
-            return scaler.transform(X_tr), scaler.transform(X_te), y_tr, y_te
-    raise ValueError(name)
 
 
 def parse(config: str) -> dict:
@@ -56,7 +46,7 @@ def main() -> None:
     parser.add_argument("configs", nargs="*", default=["defaults"])
     parser.add_argument("--seeds", type=int, default=4)
     args = parser.parse_intermixed_args()
-    X_tr, X_te, y_tr, y_te = split(args.dataset)
+    _, (X_tr, X_te, y_tr, y_te) = scaled_split(args.dataset, quick=False)
     print(
         "| parameters | MAP@R per seed | mean | 1-NN per seed | mean | fit s "
         "| epochs run |"

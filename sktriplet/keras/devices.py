@@ -41,15 +41,17 @@ def placement(device: str, *, inference: bool = False):
     a model trained on a GPU embeds anywhere its weights load (a saved model
     keeps its ``device``), while training that asked for a GPU fails clearly.
     """
-    if device == "auto" or (inference and device == "gpu" and gpu_count() == 0):
+    if device == "gpu" and gpu_count() == 0:
+        if not inference:
+            raise ValueError(
+                f"device='gpu' was asked for, but Keras (backend "
+                f"{keras.backend.backend()!r}) sees no GPU. Use device='auto' or "
+                "'cpu', or install a GPU build of the backend (for TensorFlow: "
+                "pip install 'sktriplet[cuda]')."
+            )
+        device = "auto"
+    if device == "auto":
         yield
         return
-    if device == "gpu" and gpu_count() == 0:
-        raise ValueError(
-            f"device='gpu' was asked for, but Keras (backend "
-            f"{keras.backend.backend()!r}) sees no GPU. Use device='auto' or "
-            "'cpu', or install a GPU build of the backend (for TensorFlow: "
-            "pip install 'sktriplet[cuda]')."
-        )
     with keras.device("gpu:0" if device == "gpu" else "cpu:0"):
         yield
