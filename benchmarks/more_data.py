@@ -88,7 +88,9 @@ def main() -> None:
                 rows[name] = result
                 continue
             runs = result["runs"]
-            columns = [c for c in [*COLUMNS, LOAD] if all(c in r for r in runs)]
+            columns = [
+                c for c in [*COLUMNS, LOAD] if all(r.get(c) is not None for r in runs)
+            ]
             rows[name] = {c: float(np.mean([r[c] for r in runs])) for c in columns}
             per_split[name] = [r["1-NN acc"] for r in runs]
         X, y = load(return_X_y=True)

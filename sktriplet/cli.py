@@ -192,8 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs",
         type=int,
         default=default["epochs"],
-        help="passes over the data, at most: above 10000 rows, training stops "
-        "early when a held-out score stops improving (default: %(default)s)",
+        help="passes over the data, at most: training stops once the loss, or "
+        "above 10000 rows a held-out score, stops improving (default: %(default)s)",
     )
     fit.add_argument(
         "--random-state",

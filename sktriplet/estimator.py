@@ -40,6 +40,11 @@ _AUTO_INPUT_NOISE = 0.5
 # held-out scores (``benchmarks/seeds.py``).  Figures: docs/step_time.txt,
 # docs/seeds.txt and the user guide.
 _SEMIHARD_POSITIVES = 16
+# The adaptive schedule's least improvement of the loss, as a share of the
+# margin (see ``learning_rate_schedule``).
+_PLATEAU_TOL = 2e-3
+# The least gain of the validation MAP@R that counts as an improvement.
+_VALIDATION_TOL = 1e-4
 _NOISE_SCALE_ROWS = 10_000  # rows that estimate each feature's spread
 _TRANSFORM_CHUNK = 4096
 # The metric that ranks neighbours as each training distance does.
@@ -110,13 +115,26 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         are fewer, with more rows each.
 
     epochs : int, default=200
-        Passes over the training data; with early stopping, the most passes.
-        The default is scikit-learn's ``MLPClassifier(max_iter=200)``: with
-        input noise, the held-out scores of the benchmarks still rise between
-        100 and 200 epochs.
+        The most passes over the training data.  With the default
+        ``learning_rate_schedule="adaptive"``, training stops before once the
+        training loss has settled, and with early stopping once the validation
+        score has; with ``"constant"`` and no early stopping, every pass runs.
+        200 is scikit-learn's ``MLPClassifier(max_iter=200)``.
 
-    learning_rate : float, default=5e-3
-        Learning rate of the Adam optimiser.
+    learning_rate : float, default=1e-2
+        Learning rate of the Adam optimiser, at the start of training.
+
+    learning_rate_schedule : {"adaptive", "constant"}, default="adaptive"
+        ``"adaptive"`` lowers the learning rate as the training loss settles,
+        and stops training when it no longer improves, as scikit-learn's
+        ``MLPClassifier(learning_rate="adaptive")`` does: after 5 epochs
+        without the epoch's mean loss falling by more than ``0.002 * margin``,
+        the rate is multiplied by 0.3; after 15, training stops.  The amount of
+        training then follows the data without holding any of it out: an easy
+        data set stops within tens of epochs, a hard one trains longer.
+        ``"constant"`` keeps ``learning_rate`` and runs ``epochs`` passes
+        (fewer with early stopping).  ``partial_fit`` always trains at
+        ``learning_rate``.  The rate of each epoch is in ``history_``.
 
     input_noise : "auto" or float, default="auto"
         Standard deviation of the Gaussian noise added to every training input,
@@ -191,9 +209,9 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Size of the embedding.
 
     history_ : dict of str to list of float
-        Per-epoch training metrics: ``loss`` and ``active_fraction`` (the share of
-        mined triplets that still violate the margin), and ``val_map_at_r`` with
-        ``early_stopping``.
+        Per-epoch training metrics: ``loss``, ``active_fraction`` (the share of
+        mined triplets that still violate the margin) and ``learning_rate``,
+        and ``val_map_at_r`` with ``early_stopping``.
 
     n_iter_ : int
         Number of epochs run.
@@ -255,6 +273,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "samples_per_class": [Interval(Integral, 2, None, closed="left")],
         "epochs": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate_schedule": [StrOptions({"adaptive", "constant"})],
         "input_noise": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
         "early_stopping": [StrOptions({"auto"}), "boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -281,7 +300,8 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         batch_size="auto",
         samples_per_class=4,
         epochs=200,
-        learning_rate=5e-3,
+        learning_rate=1e-2,
+        learning_rate_schedule="adaptive",
         input_noise="auto",
         early_stopping="auto",
         validation_fraction=0.1,
@@ -305,6 +325,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.samples_per_class = samples_per_class
         self.epochs = epochs
         self.learning_rate = learning_rate
+        self.learning_rate_schedule = learning_rate_schedule
         self.input_noise = input_noise
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -452,9 +473,11 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 np.random.RandomState(sampler_seed),
             )
 
+        # partial_fit trains one epoch at the given rate: no schedule.
+        adaptive = self.learning_rate_schedule == "adaptive" and epochs is None
         epochs = self.epochs if epochs is None else epochs
         result = self._fit_model(
-            encoder, X, y_codes, train_idx, val_idx, make_sampler, rng, epochs
+            encoder, X, y_codes, train_idx, val_idx, make_sampler, rng, epochs, adaptive
         )
         if result.non_finite is not None:
             epoch, batch, value = result.non_finite
@@ -649,7 +672,16 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return encoder, dim
 
     def _fit_model(
-        self, encoder, X, y_codes, train_idx, val_idx, make_sampler, rng, epochs
+        self,
+        encoder,
+        X,
+        y_codes,
+        train_idx,
+        val_idx,
+        make_sampler,
+        rng,
+        epochs,
+        adaptive,
     ):
         """Train ``encoder`` with the triplet loss; return the training result."""
         from .keras import devices, training
@@ -707,11 +739,26 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 epochs=epochs,
                 validation=validation,
                 patience=self.n_iter_no_change,
+                tol=_VALIDATION_TOL,
+                # The loss is in units of the margin: so is its least change.
+                plateau=self._plateau(training, val_idx is not None)
+                if adaptive
+                else None,
                 callbacks=self.callbacks,
                 verbose=self.verbose,
             )
             encoder.set_weights(model.encoder.get_weights())
         return result
+
+    def _plateau(self, training, validates: bool):
+        """The adaptive schedule: on the validation score where there is one
+        (early stopping then decides the stop), else on the training loss,
+        which is in units of the margin, and so is its least change."""
+        if validates:
+            return training.Plateau(
+                _VALIDATION_TOL, monitor="val_map_at_r", maximize=True, stops=False
+            )
+        return training.Plateau(_PLATEAU_TOL * self.margin)
 
     def _default_dense(self, X) -> bool:
         """Whether the default multilayer perceptron embeds ``X``."""

@@ -85,7 +85,7 @@ def test_fitted_attributes(digits):
     assert emb.n_features_in_ == 64
     np.testing.assert_array_equal(emb.classes_, np.arange(10))
     assert emb.n_iter_ == 3
-    assert set(emb.history_) == {"loss", "active_fraction"}
+    assert set(emb.history_) == {"loss", "active_fraction", "learning_rate"}
     assert all(
         len(v) == 3 and all(type(x) is float for x in v) for v in emb.history_.values()
     )

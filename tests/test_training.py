@@ -88,7 +88,12 @@ def test_early_stopping_restores_the_best_epoch(digits):
     assert emb.n_iter_ < 200  # it stopped itself
     assert emb.n_iter_ == emb.best_epoch_ + 1 + 2
     assert emb.best_epoch_ == int(np.argmax(scores))
-    assert set(emb.history_) == {"loss", "active_fraction", "val_map_at_r"}
+    assert set(emb.history_) == {
+        "loss",
+        "active_fraction",
+        "learning_rate",
+        "val_map_at_r",
+    }
 
 
 def test_early_stopping_keeps_the_best_weights_not_the_last(digits):
@@ -148,6 +153,82 @@ def test_history_is_plain_data(digits):
         for v in emb.history_.values()
     )
     assert emb.history_["loss"][-1] < emb.history_["loss"][0]
+
+
+class _FakeModel:
+    """What Plateau reads and writes on a model: its optimizer's rate, the stop."""
+
+    def __init__(self, learning_rate):
+        self.optimizer = type("Optimizer", (), {"learning_rate": learning_rate})()
+        self.stop_training = False
+
+
+@pytest.mark.parametrize("maximize", [False, True])
+def test_plateau_lowers_the_rate_every_patience_epochs_then_stops(maximize):
+    from sktriplet.keras.training import Plateau
+
+    plateau = Plateau(
+        min_delta=0.01,
+        monitor="val_map_at_r" if maximize else "loss",
+        maximize=maximize,
+        patience=2,
+        factor=0.5,
+        reductions=2,
+    )
+    model = _FakeModel(1.0)
+    plateau.set_model(model)
+    # Improvements (by more than min_delta), then a loss that stalls: a change
+    # of min_delta or less is no improvement.  A score to maximize: the same,
+    # negated.
+    losses = [1.0, 0.8, 0.795, 0.791, 0.5, 0.6, 0.5, 0.5, 0.5, 0.5, 0.5]
+    rates, stopped_at = [], None
+    for epoch, loss in enumerate(losses):
+        logs = {"val_map_at_r": -loss} if maximize else {"loss": loss}
+        plateau.on_epoch_end(epoch, logs)
+        rates.append(model.optimizer.learning_rate)
+        if model.stop_training and stopped_at is None:
+            stopped_at = epoch
+    # Stalls after 0.8 (epochs 2, 3: halved), improves at 4, then stalls from
+    # epoch 5: halved after 2 epochs, again after 4, stopped after 6 = 2 * (2 + 1).
+    assert rates == [1, 1, 1, 0.5, 0.5, 0.5, 0.25, 0.25, 0.125, 0.125, 0.125]
+    assert stopped_at == 10
+
+
+def test_adaptive_schedule_stops_once_the_loss_settles_and_logs_the_rate():
+    # Two far-apart blobs: the loss reaches zero in a few epochs and stays.
+    rng = np.random.RandomState(0)
+    X = np.concatenate([rng.normal(0, 1, (40, 4)), rng.normal(20, 1, (40, 4))])
+    y = np.repeat([0, 1], 40)
+    params = dict(epochs=60, hidden_layer_sizes=(8,), random_state=0)
+    adaptive = TripletEmbedder(**params).fit(X, y)
+    assert 15 <= adaptive.n_iter_ < 60
+    rates = adaptive.history_["learning_rate"]
+    assert len(rates) == adaptive.n_iter_
+    assert rates[0] == pytest.approx(adaptive.learning_rate)
+    assert rates[-1] == pytest.approx(adaptive.learning_rate * 0.3**2)
+    constant = TripletEmbedder(learning_rate_schedule="constant", **params).fit(X, y)
+    assert constant.n_iter_ == 60
+    assert (
+        constant.history_["learning_rate"]
+        == [pytest.approx(constant.learning_rate)] * 60
+    )
+
+
+def test_fits_on_data_of_different_sizes_reuse_one_traced_step():
+    # The folds of a 3-fold search on the digits (1198 rows, 4 batches) and
+    # its refit on all 1797 (7 batches) train the same pooled model, whose
+    # traced step Keras keeps: no new trace.
+    from sktriplet.keras import training
+
+    X, y = load_digits(return_X_y=True)
+    params = dict(epochs=1, hidden_layer_sizes=(24,), random_state=0)
+    TripletEmbedder(**params).fit(X[:1198] / 16, y[:1198])
+    (key,) = [k for k in training._POOL if '"units": 24' in k]
+    (model,) = training._POOL[key]
+    train_function = model.train_function
+    TripletEmbedder(**params).fit(X / 16, y)
+    assert training._POOL[key] == [model]
+    assert model.train_function is train_function
 
 
 class _Collapse(keras.callbacks.Callback):
@@ -258,6 +339,8 @@ def test_partial_fit_continues_training_and_accepts_new_classes(digits):
         emb.partial_fit(X, y)
     assert emb.n_iter_ == 5 and emb.classes_.tolist() == list(range(10))
     assert len(emb.history_["loss"]) == 5
+    # No schedule across calls: each trains at the given rate.
+    assert emb.history_["learning_rate"] == [pytest.approx(emb.learning_rate)] * 5
     assert emb.score(X, y) > before
 
 

@@ -91,6 +91,10 @@ PARAM_CASES = {
     "n_components = 0": ({"n_components": 0}, "n_components"),
     "n_components not an int": ({"n_components": 2.5}, "n_components"),
     "learning_rate <= 0": ({"learning_rate": -1.0}, "learning_rate"),
+    "unknown learning_rate_schedule": (
+        {"learning_rate_schedule": "cosine"},
+        "learning_rate_schedule",
+    ),
     "batch_size = 1": ({"batch_size": 1}, "batch_size"),
     "samples_per_class = 1": ({"samples_per_class": 1}, "samples_per_class"),
     "validation_fraction = 1": ({"validation_fraction": 1.0}, "validation_fraction"),

@@ -1,11 +1,14 @@
-"""The training run: Keras ``fit`` with sktriplet's watchdog, validation and interrupts.
+"""The training run: Keras ``fit`` with sktriplet's watchdog, schedule, validation
+and interrupts.
 
 The estimator hands over a compiled :class:`~sktriplet.keras.SiameseModel`, a
 replayable source of class-balanced batches and, optionally, a held-out
 validation set.
-:func:`run_training` trains, stops on a non-finite loss, stops early when the
-validation MAP@R stops improving, restores the best weights, turns Ctrl-C into a
-clean stop, and returns what happened as plain data.
+:func:`run_training` trains, stops on a non-finite loss, lowers the learning
+rate and then stops when the training loss stops improving (:class:`Plateau`),
+stops early when the validation MAP@R stops improving, restores the best
+weights, turns Ctrl-C into a clean stop, and returns what happened as plain
+data.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ..metrics import mean_average_precision_at_r
 from .models import SiameseModel, clone_architecture
 
 __all__ = [
+    "Plateau",
     "TrainingResult",
     "run_training",
     "siamese_model_for",
@@ -155,16 +159,19 @@ def steps_per_call(n_batches: int, most: int = 8) -> tuple[int, int]:
     """Steps per epoch and steps per call (Keras's ``steps_per_execution``).
 
     Running several steps per call saves Keras's per-step overhead, which
-    dominates on small models.  Keras runs whole calls, so the epoch is rounded
-    to the nearest whole number of calls: an epoch of ``n_batches >= most``
-    batches changes by at most ``most / 2`` batches, and a shorter one runs as
-    one call.  ``most`` is one value for every large data set, so that a grid
-    search over data of different sizes reuses one traced step.
+    dominates on small models.  Keras runs whole calls, so an epoch of
+    ``n_batches >= most`` batches is rounded to the nearest whole number of
+    calls of ``most`` steps (it changes by at most ``most / 2`` batches), and a
+    shorter one runs one step per call, whole.  Two values only, whatever the
+    size of the data: the folds of a cross-validation and the final refit, or
+    parts of different sizes given to ``partial_fit``, reuse one traced step
+    (the pool of :func:`siamese_model_for` is keyed by it) unless they fall on
+    either side of ``most`` batches.
 
-    >>> steps_per_call(3), steps_per_call(13), steps_per_call(300)
-    ((3, 3), (16, 8), (304, 8))
+    >>> steps_per_call(3), steps_per_call(7), steps_per_call(13), steps_per_call(300)
+    ((3, 1), (7, 1), (16, 8), (304, 8))
     """
-    per_call = min(most, n_batches)
+    per_call = most if n_batches >= most else 1
     return max(round(n_batches / per_call), 1) * per_call, per_call
 
 
@@ -179,7 +186,8 @@ class TrainingResult:
 
 
 class _Watchdog(keras.callbacks.Callback):
-    """Stops training when the loss turns NaN or infinite.
+    """Stops training when the loss turns NaN or infinite; logs each epoch's
+    learning rate.
 
     Keras reports after each call of ``steps_per_execution`` steps, so training
     stops at the end of the call in which the loss turned.
@@ -193,11 +201,75 @@ class _Watchdog(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:  # the rate this epoch trained with, for History
+            logs["learning_rate"] = _learning_rate(self.model.optimizer)
+
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             self._result.non_finite = (self._epoch, batch, float(loss))
             self.model.stop_training = True
+
+
+class Plateau(keras.callbacks.Callback):
+    """Lowers the learning rate, then stops, as the training loss stops improving.
+
+    After each epoch, the epoch's ``monitor`` value (the mean loss; or a
+    validation score, with ``maximize``) counts as an improvement when it beats
+    the best so far by more than ``min_delta``.  Every ``patience`` epochs
+    without one, the learning rate is multiplied by ``factor``; with ``stops``,
+    training stops after ``patience * (reductions + 1)`` epochs without one.
+    The amount of training thus follows the data, without holding any out: an
+    easy data set settles in tens of epochs, a hard one keeps improving for
+    longer.  It is Keras's ``ReduceLROnPlateau`` and ``EarlyStopping`` in one
+    counter, as scikit-learn's ``MLPClassifier`` does with
+    ``learning_rate="adaptive"`` and ``n_iter_no_change``.  Where early stopping
+    on a validation score decides when to stop, ``stops=False`` leaves it to
+    that.
+    """
+
+    def __init__(
+        self,
+        min_delta: float,
+        *,
+        monitor: str = "loss",
+        maximize: bool = False,
+        patience: int = 5,
+        factor: float = 0.3,
+        reductions: int = 2,
+        stops: bool = True,
+    ) -> None:
+        super().__init__()
+        self.min_delta = min_delta
+        self.monitor = monitor
+        self.maximize = maximize
+        self.patience = patience
+        self.factor = factor
+        self.reductions = reductions
+        self.stops = stops
+        self._best = -np.inf if maximize else np.inf
+        self._waited = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(value):
+            return  # the watchdog handles a non-finite loss
+        gain = value - self._best if self.maximize else self._best - value
+        if gain > self.min_delta:
+            self._best = value
+            self._waited = 0
+            return
+        self._waited += 1
+        if self.stops and self._waited >= self.patience * (self.reductions + 1):
+            self.model.stop_training = True
+        elif self._waited % self.patience == 0:
+            optimizer = self.model.optimizer
+            optimizer.learning_rate = _learning_rate(optimizer) * self.factor
+
+
+def _learning_rate(optimizer) -> float:
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
 class _ValidationMonitor(keras.callbacks.Callback):
@@ -287,6 +359,7 @@ def run_training(
     validation=None,
     patience: int | None = None,
     tol: float = 1e-4,
+    plateau: Plateau | None = None,
     callbacks=None,
     verbose: int = 0,
 ) -> TrainingResult:
@@ -302,6 +375,8 @@ def run_training(
         Held-out data whose MAP@R is computed after each epoch.
     patience : int, optional
         With ``validation``: epochs without improvement before stopping.
+    plateau : Plateau, optional
+        Lowers the learning rate, then stops, as the training loss settles.
     callbacks : list of keras.callbacks.Callback, optional
         Passed through to ``model.fit``.
     """
@@ -316,7 +391,8 @@ def run_training(
     history = keras.callbacks.History()
     # History comes before the user's callbacks, so that an epoch they interrupt
     # at its end is recorded like the weights it produced.
-    own = [watchdog] if monitor is None else [watchdog, monitor]
+    # The plateau comes after the monitor, whose score it may watch.
+    own = [c for c in (watchdog, monitor, plateau) if c is not None]
     all_callbacks = [*own, history, *(callbacks or [])]
     opened = []
 
