@@ -45,7 +45,7 @@ _SEMIHARD_POSITIVES = 16
 _PLATEAU_TOL = 2e-3
 # The least gain of the validation MAP@R that counts as an improvement.
 _VALIDATION_TOL = 1e-4
-_NOISE_SCALE_ROWS = 10_000  # rows that estimate each feature's spread
+_SPREAD_ROWS = 10_000  # rows that estimate each feature's spread
 _TRANSFORM_CHUNK = 4096
 # The metric that ranks neighbours as each training distance does.
 _RETRIEVAL_METRIC = {
@@ -430,6 +430,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             self._check_fitted_sample_shape(X)
         self._check_sample_shape(X)
         _check_float32_range(X)
+        X = self._as_encoder_input(X)
         hidden_layer_sizes = self._check_hidden_layer_sizes()
         classes, y_codes = self._check_labels(y)
         if warm_start:
@@ -460,7 +461,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             encoder, n_components = copy_encoder(self.encoder_), self.n_components_
         else:
             encoder, n_components = self._build_encoder(
-                X.shape[1:], hidden_layer_sizes, rng
+                X, train_idx, hidden_layer_sizes, rng
             )
         sampler_seed = int(rng.randint(np.iinfo(np.int32).max))
 
@@ -512,14 +513,23 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
 
     def _check_sample_shape(self, X) -> None:
-        if self.encoder is None and X.ndim not in (2, 4):
+        if self.encoder is None and X.ndim not in (2, 3, 4):
             raise ValueError(
                 f"X has {X.ndim} dimensions, shape {X.shape}; the default encoder "
                 "takes tabular data of shape (n_samples, n_features) or images of "
-                "shape (n_samples, height, width, channels). Reshape X, or pass an "
-                "encoder that accepts it."
+                "shape (n_samples, height, width) or (n_samples, height, width, "
+                "channels). Reshape X, or pass an encoder that accepts it."
             )
+        if self.encoder is None and X.ndim == 4:
+            _check_channels_last(X.shape)
         self._sample_shape = X.shape[1:]
+
+    def _as_encoder_input(self, X):
+        """``X`` as the encoder takes it: grayscale images without a channel
+        axis get one (a view: a memmap stays on disk)."""
+        if self.encoder is None and X.ndim == 3:
+            return X[..., np.newaxis]
+        return X
 
     def _check_hidden_layer_sizes(self) -> tuple[int, ...]:
         sizes = np.ravel(np.asarray(self.hidden_layer_sizes, dtype=object))
@@ -584,11 +594,13 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
         return self.batch_size
 
-    def _build_encoder(self, input_shape, hidden_layer_sizes, rng):
-        """The network to train, and its embedding size."""
+    def _build_encoder(self, X, train_idx, hidden_layer_sizes, rng):
+        """The network to train on ``X[train_idx]``, and its embedding size."""
         from .keras.models import with_precision
 
-        encoder, n_components = self._make_encoder(input_shape, hidden_layer_sizes, rng)
+        encoder, n_components = self._make_encoder(
+            X, train_idx, hidden_layer_sizes, rng
+        )
         encoder = with_precision(encoder, self.precision)
         if self.normalize and n_components == 1:
             # Valid (scikit-learn's own checks fit with n_components=1), but
@@ -601,17 +613,19 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
         return encoder, n_components
 
-    def _make_encoder(self, input_shape, hidden_layer_sizes, rng):
+    def _make_encoder(self, X, train_idx, hidden_layer_sizes, rng):
         import keras
 
         from .keras import models
 
+        input_shape = X.shape[1:]
         seed = int(rng.randint(np.iinfo(np.int32).max - 100))
         if self.encoder is None:
             n_components = self.n_components or _DEFAULT_N_COMPONENTS
             if len(input_shape) == 3:
+                mean, variance = _channel_moments(X, _spread_rows(train_idx))
                 encoder = models.build_conv_encoder(
-                    input_shape, n_components, self.normalize, seed
+                    input_shape, n_components, self.normalize, seed, mean, variance
                 )
             else:
                 encoder = models.build_mlp_encoder(
@@ -768,17 +782,16 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """Standard deviation of the training noise of each input feature, or
         None without noise.
 
-        Scaled by each feature's spread, estimated on at most
-        ``_NOISE_SCALE_ROWS`` evenly spaced training rows (X is never copied
-        whole), so that the noise means the same whatever the units of X.
+        Scaled by each feature's spread over the training rows (see
+        ``_spread_rows``), so that the noise means the same whatever the units
+        of X.
         """
         level = self.input_noise
         if level == "auto":
             level = _AUTO_INPUT_NOISE if self._default_dense(X) else 0.0
         if level == 0:
             return None
-        rows = train_idx[:: max(len(train_idx) // _NOISE_SCALE_ROWS, 1)]
-        spread = np.std(X[rows], axis=0, dtype=np.float64)
+        spread = np.std(X[_spread_rows(train_idx)], axis=0, dtype=np.float64)
         return (level * spread).astype(np.float32)
 
     def _warn_if_collapsed(self, X_sample: np.ndarray) -> None:
@@ -839,7 +852,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             allow_nd=True,
         )
         self._check_fitted_sample_shape(X)
-        return self._embed(X)
+        return self._embed(self._as_encoder_input(X))
 
     def similarity(self, X1, X2):
         """Cosine similarity of the embeddings of paired samples.
@@ -921,6 +934,38 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         tags.target_tags.required = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+def _spread_rows(train_idx: np.ndarray) -> np.ndarray:
+    """At most ``_SPREAD_ROWS`` evenly spaced training rows, which estimate the
+    spread of the features (X is never copied whole)."""
+    return train_idx[:: max(len(train_idx) // _SPREAD_ROWS, 1)]
+
+
+def _channel_moments(X: np.ndarray, rows: np.ndarray, chunk: int = 256):
+    """Mean and variance of each channel of the images ``X[rows]``, read
+    ``chunk`` images at a time (memory stays bounded for any image size)."""
+    total = np.zeros(X.shape[-1])
+    squares = np.zeros(X.shape[-1])
+    for i in range(0, len(rows), chunk):
+        images = X[rows[i : i + chunk]].astype(np.float64)
+        total += images.sum(axis=(0, 1, 2))
+        squares += np.square(images).sum(axis=(0, 1, 2))
+    count = len(rows) * X.shape[1] * X.shape[2]
+    mean = total / count
+    return mean, np.maximum(squares / count - mean**2, 0.0)
+
+
+def _check_channels_last(shape: tuple) -> None:
+    """Refuse images whose channels come first, which the default encoder would
+    read as images a few pixels wide."""
+    if shape[1] in (1, 3, 4) and shape[3] not in (1, 3, 4):
+        raise ValueError(
+            f"X has shape {shape}, which looks like channels-first images "
+            f"({shape[1]} channels of {shape[2]}x{shape[3]} pixels); the default "
+            "encoder takes channels last, (n_samples, height, width, channels). "
+            "Use np.moveaxis(X, 1, -1)."
+        )
 
 
 def _check_float32_range(X: np.ndarray) -> None:

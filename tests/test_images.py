@@ -33,15 +33,62 @@ def test_images_train_the_default_conv_encoder(digit_images, fitted):
     assert mean_average_precision_at_r(E, y) > mean_average_precision_at_r(flat, y)
 
 
+def test_a_refit_replays_the_augmentation(digit_images, fitted):
+    # The second fit reuses the first's pooled training model, whose random
+    # translation must start again from the seed's state.
+    X, y = digit_images
+    again = TripletEmbedder(epochs=15, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(again.transform(X), fitted.transform(X))
+
+
 def test_images_of_another_shape_are_refused(fitted):
     msg = "X has samples of shape (8, 9, 1), but TripletEmbedder was fitted on"
     with pytest.raises(ValueError, match=re.escape(msg)):
         fitted.transform(np.zeros((2, 8, 9, 1)))
 
 
-def test_three_dimensional_x_names_the_shapes_the_default_encoder_takes():
-    with pytest.raises(ValueError, match=re.escape("X has 3 dimensions")):
-        TripletEmbedder(epochs=1).fit(np.zeros((10, 4, 4)), np.arange(10) % 2)
+def test_five_dimensional_x_names_the_shapes_the_default_encoder_takes():
+    with pytest.raises(ValueError, match=re.escape("X has 5 dimensions")):
+        TripletEmbedder(epochs=1).fit(np.zeros((10, 4, 4, 1, 1)), np.arange(10) % 2)
+
+
+def test_grayscale_images_without_a_channel_axis_train_as_with_one(digit_images):
+    X, y = digit_images
+    params = dict(epochs=2, random_state=0, device="cpu")
+    with_channel = TripletEmbedder(**params).fit(X[:120], y[:120])
+    without = TripletEmbedder(**params).fit(X[:120, :, :, 0], y[:120])
+    np.testing.assert_array_equal(
+        without.transform(X[120:, :, :, 0]), with_channel.transform(X[120:])
+    )
+    msg = "X has samples of shape (8, 8, 1), but TripletEmbedder was fitted on"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        without.transform(X[:2])
+
+
+def test_uint8_images_are_standardised_by_the_encoder(digit_images):
+    X, y = digit_images
+    X8 = np.round(X * 255).astype(np.uint8)
+    emb = TripletEmbedder(epochs=2, random_state=0).fit(X8[:200], y[:200])
+    layer = emb.encoder_.get_layer("standardize")
+    mean = X8[:200].mean()
+    np.testing.assert_allclose(np.ravel(layer.mean), [mean], rtol=1e-5)
+    # transform casts uint8 chunks as fit did: the same embedding as float32.
+    np.testing.assert_array_equal(
+        emb.transform(X8[200:]), emb.transform(X8[200:].astype(np.float32))
+    )
+
+
+def test_rgb_images_train_and_channels_first_ones_are_refused():
+    rng = np.random.RandomState(0)
+    y = np.arange(40) % 2
+    X = rng.uniform(size=(40, 8, 8, 3)).astype(np.float32)
+    X[y == 1, :, :, 0] += 1.0  # the classes differ in the red channel
+    emb = TripletEmbedder(epochs=2, random_state=0).fit(X, y)
+    assert emb.transform(X).shape == (40, 32)
+    assert emb.encoder_.get_layer("standardize").mean.shape[-1] == 3
+    msg = "X has shape (40, 3, 8, 8), which looks like channels-first images"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        TripletEmbedder(epochs=1).fit(np.moveaxis(X, -1, 1), y)
 
 
 def test_similarity_is_higher_within_a_class(digit_images, fitted):

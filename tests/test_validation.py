@@ -58,11 +58,17 @@ FIT_CASES = {
     "len(y) != len(X)": (X, Y[:-1], ValueError, "inconsistent numbers of samples"),
     "empty X": (X[:0], Y[:0], ValueError, "Found array with 0 sample(s)"),
     "1-D X": (X[:, 0], Y, ValueError, "Expected 2D array, got 1D array instead"),
-    "3-D X for the default encoders": (
-        X.reshape(60, 5, 1),
+    "5-D X for the default encoders": (
+        X.reshape(60, 5, 1, 1, 1),
         Y,
         ValueError,
-        "X has 3 dimensions",
+        "X has 5 dimensions",
+    ),
+    "channels-first images": (
+        np.zeros((60, 3, 8, 8)),
+        Y,
+        ValueError,
+        "which looks like channels-first images",
     ),
     "strings in X": (
         np.full((60, 5), "a", dtype=object),

@@ -129,15 +129,17 @@ class SiameseModel(keras.Model):
     def margin(self) -> float:
         return float(keras.ops.convert_to_numpy(self.margin_variable))
 
-    def reset(self, weights, *, margin: float, seed: int, learning_rate: float) -> None:
-        """Make this model train exactly as a newly built one would.
+    def reset(self, encoder, *, margin: float, seed: int, learning_rate: float) -> None:
+        """Make this model train exactly as a newly built one around ``encoder``
+        (of the same architecture) would.
 
-        Sets the encoder's weights, the margin, the seed of the random mining and
-        the learning rate, and zeroes the optimizer's state.  A model reused this
-        way keeps its traced training step: refitting builds no new graph, which
-        keeps repeated fits from growing the process's memory.
+        Sets the encoder's weights and the states of its random layers (such as
+        augmentation) from ``encoder``, the margin, the seed of the random mining
+        and the learning rate, and zeroes the optimizer's state.  A model reused
+        this way keeps its traced training step: refitting builds no new graph,
+        which keeps repeated fits from growing the process's memory.
         """
-        self.encoder.set_weights(weights)
+        copy_state(encoder, self.encoder)
         self.margin_variable.assign(margin)
         self.seed = seed
         state = self.seed_generator.state
@@ -184,6 +186,23 @@ class SiameseModel(keras.Model):
         config = dict(config)
         config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
         return cls(**config)
+
+
+def copy_state(source: keras.Model, target: keras.Model) -> None:
+    """Give ``target``, of the same architecture, the weights of ``source`` and
+    the states of its random layers (augmentation, dropout), so that it trains
+    as ``source`` would: ``get_weights`` leaves those states out."""
+    target.set_weights(source.get_weights())
+    for mine, theirs in zip(_seed_states(target), _seed_states(source)):
+        # A copy: JAX's training step takes over (deletes) the arrays it is given.
+        mine.assign(keras.ops.convert_to_numpy(theirs.value))
+
+
+def _seed_states(model: keras.Model) -> list:
+    """The variables of ``model`` that are not weights: the states of its
+    random layers, in layer order."""
+    weights = {id(v) for v in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
 
 
 # Every Keras class sktriplet defines, by its registered name: what a model file
@@ -245,30 +264,58 @@ def build_mlp_encoder(
 
 
 def build_conv_encoder(
-    input_shape: Sequence[int], n_components: int, normalize: bool, seed: int
+    input_shape: Sequence[int],
+    n_components: int,
+    normalize: bool,
+    seed: int,
+    mean: Sequence[float] | None = None,
+    variance: Sequence[float] | None = None,
 ) -> keras.Model:
-    """The default image encoder: two 3x3 convolution blocks, pooling, a dense head.
+    """The default image encoder, sized to the images.
 
-    Small enough to train on a CPU; for larger images pass a stronger backbone
+    - Standardises each channel with ``mean`` and ``variance`` (those of the
+      training images), so that ``uint8`` images in 0-255 and floats in 0-1
+      train alike, and ``transform`` applies the same scaling.
+    - Shifts each training image by up to an eighth of its height and width
+      (``RandomTranslation``, active in training only): no flip or rotation,
+      which could change what an image means (a 6 turned over is a 9).
+    - Stages of a 3x3 convolution, batch normalisation and ReLU, each followed
+      by 2x2 max pooling while the side stays at least 8 pixels, the filters
+      doubling from 16 to at most 128.
+    - Flattens the last feature map (4 to 7 pixels a side) into the dense
+      embedding, which keeps where each feature lies: a global average would
+      pool that away.
+
+    Small enough to train on a CPU; for large images pass a pretrained backbone
     (such as ``keras.applications.ResNet50``) as the estimator's ``encoder``.
     """
     inputs = keras.Input(shape=tuple(input_shape), name="images")
-    h = inputs
-    for i, filters in enumerate((32, 64)):
+    h = keras.layers.Normalization(
+        axis=-1, mean=mean, variance=variance, name="standardize"
+    )(inputs)
+    h = keras.layers.RandomTranslation(
+        0.125, 0.125, fill_mode="nearest", seed=seed, name="shift"
+    )(h)
+    side, filters, stage = min(input_shape[0], input_shape[1]), 16, 0
+    while True:
         h = keras.layers.Conv2D(
             filters,
             3,
             padding="same",
-            activation="relu",
-            kernel_initializer=keras.initializers.HeUniform(seed=seed + i),
-            name=f"conv_{i}",
+            use_bias=False,
+            kernel_initializer=keras.initializers.HeUniform(seed=seed + 1 + stage),
+            name=f"conv_{stage}",
         )(h)
-        if min(h.shape[1], h.shape[2]) >= 4:
-            h = keras.layers.MaxPooling2D(2, name=f"pool_{i}")(h)
-    h = keras.layers.GlobalAveragePooling2D(name="global_pool")(h)
+        h = keras.layers.BatchNormalization(momentum=0.9, name=f"batch_norm_{stage}")(h)
+        h = keras.layers.Activation("relu", name=f"relu_{stage}")(h)
+        if side < 8:
+            break
+        h = keras.layers.MaxPooling2D(2, name=f"pool_{stage}")(h)
+        side, filters, stage = side // 2, min(2 * filters, 128), stage + 1
+    h = keras.layers.Flatten(name="flatten")(h)
     h = keras.layers.Dense(
         n_components,
-        kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 2),
+        kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
         name="embedding",
     )(h)
     if normalize:
@@ -295,7 +342,7 @@ def copy_encoder(encoder: keras.Model) -> keras.Model:
     it was, pretrained weights included.
     """
     copy = clone_architecture(encoder)
-    copy.set_weights(encoder.get_weights())
+    copy_state(encoder, copy)
     return copy
 
 

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from ..metrics import mean_average_precision_at_r
-from .models import SiameseModel, clone_architecture
+from .models import SiameseModel, clone_architecture, copy_state
 
 __all__ = [
     "Plateau",
@@ -45,14 +45,17 @@ def _architecture_key(encoder, *step) -> str | None:
     """What a traced training step depends on: the layers, and ``step`` (mining,
     distance, positives per anchor, XLA, steps per call, device).
 
-    Initializers are left out (``reset`` overwrites the weights they drew).
+    Initializers and seeds are left out (``reset`` overwrites the weights they
+    drew, and the states of the random layers).
     None when the encoder has no config to compare (a subclassed model).
     """
 
     def strip(value):
         if isinstance(value, dict):
             return {
-                k: strip(v) for k, v in value.items() if not k.endswith("initializer")
+                k: strip(v)
+                for k, v in value.items()
+                if not k.endswith("initializer") and k != "seed"
             }
         if isinstance(value, list):
             return [strip(v) for v in value]
@@ -117,9 +120,7 @@ def siamese_model_for(
             model = _POOL[key].pop()
             _POOL.move_to_end(key)
     if model is not None:
-        model.reset(
-            encoder.get_weights(), margin=margin, seed=seed, learning_rate=learning_rate
-        )
+        model.reset(encoder, margin=margin, seed=seed, learning_rate=learning_rate)
     else:
         with strategy.scope() if strategy is not None else nullcontext():
             twin = encoder if key is None and strategy is None else None
@@ -127,7 +128,7 @@ def siamese_model_for(
                 twin = clone_architecture(
                     encoder, synchronized_batch_norm=strategy is not None
                 )
-                twin.set_weights(encoder.get_weights())
+                copy_state(encoder, twin)
             model = SiameseModel(
                 twin,
                 margin=margin,
