@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
 from isolate import run_job  # noqa: E402
-from peers import PEERS  # noqa: E402
+from peers import NEURAL, PEERS  # noqa: E402
 from run import evaluate, mean_row, method, preload, print_table  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
@@ -81,7 +81,8 @@ def image_job(dataset: str, name: str, seed: int, threads: int) -> dict:
     scaler = StandardScaler().fit(X_tr.reshape(len(X_tr), -1))
     X_tr, X_te = (scaler.transform(Z.reshape(len(Z), -1)) for Z in (X_tr, X_te))
     fit = method("sktriplet" if name == FLAT_MLP else name)
-    return evaluate(fit, X_tr, y_tr, X_te, y_te, cfg, second=name == FLAT_MLP)
+    second = name == FLAT_MLP or name in NEURAL
+    return evaluate(fit, X_tr, y_tr, X_te, y_te, cfg, second=second)
 
 
 def main() -> int:

@@ -22,6 +22,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._stack import user_stacklevel
 from .inference import DenseForward
 from .metrics import mean_average_precision_at_r
 from .mining import DISTANCES, MINING_STRATEGIES
@@ -366,9 +367,11 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
         The first call builds the encoder, as ``fit`` does with one epoch;
         later calls continue training it on the data given, which may hold
-        classes not seen before.  Use it to train on data that arrives in parts
-        or does not fit in memory at once.  A failed call leaves the estimator
-        as it was.
+        classes not seen before, and continue the optimizer's state (Adam's
+        step count and moments), as ``MLPClassifier.partial_fit`` does.  The
+        parameters are validated on every call.  Use it to train on data that
+        arrives in parts or does not fit in memory at once.  A failed call
+        leaves the estimator as it was.
 
         Parameters
         ----------
@@ -380,8 +383,8 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self : object
         """
         with self._unchanged_on_failure():
+            self._validate_params()
             if not hasattr(self, "encoder_"):
-                self._validate_params()
                 return self._fit(X, y, epochs=1)
             return self._fit(X, y, epochs=1, warm_start=True)
 
@@ -477,8 +480,18 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         # partial_fit trains one epoch at the given rate: no schedule.
         adaptive = self.learning_rate_schedule == "adaptive" and epochs is None
         epochs = self.epochs if epochs is None else epochs
-        result = self._fit_model(
-            encoder, X, y_codes, train_idx, val_idx, make_sampler, rng, epochs, adaptive
+        result, optimizer_state = self._fit_model(
+            encoder,
+            X,
+            y_codes,
+            train_idx,
+            val_idx,
+            make_sampler,
+            rng,
+            epochs,
+            adaptive,
+            # partial_fit continues Adam's step count and moments.
+            getattr(self, "_optimizer_state", None) if warm_start else None,
         )
         if result.non_finite is not None:
             epoch, batch, value = result.non_finite
@@ -501,6 +514,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.history_ = result.history
         self.n_iter_ = len(result.history.get("loss", []))
         self.best_epoch_ = result.best_epoch
+        self._optimizer_state = optimizer_state
         self._forward = DenseForward.from_keras(encoder)
         self._warn_if_collapsed(X[train_idx[:1000]])
         return self
@@ -561,7 +575,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 "sample: they serve only as negatives, never as anchors. "
                 "Gather more samples per class for a better embedding.",
                 UserWarning,
-                stacklevel=5,  # _check_labels, _fit, fit, _fit_context, caller
+                stacklevel=user_stacklevel(),
             )
         return classes, y_codes.astype(np.int32)
 
@@ -609,7 +623,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 "An embedding of size 1 with normalize=True maps every sample to "
                 "-1 or +1; use n_components >= 2 or normalize=False.",
                 UserWarning,
-                stacklevel=5,  # _build_encoder, _fit, fit, _fit_context, caller
+                stacklevel=user_stacklevel(),
             )
         return encoder, n_components
 
@@ -696,8 +710,10 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         rng,
         epochs,
         adaptive,
+        optimizer_state,
     ):
-        """Train ``encoder`` with the triplet loss; return the training result."""
+        """Train ``encoder`` with the triplet loss; return the training result
+        and the optimizer's state at its end."""
         from .keras import devices, training
 
         noise_scale = self._noise_scale(X, train_idx)
@@ -744,6 +760,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 device=self.device,
                 strategy=self.strategy,
                 loss_scaling=self.precision == "mixed_float16",
+                optimizer_state=optimizer_state,
             ) as model,
         ):
             result = training.run_training(
@@ -762,7 +779,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 verbose=self.verbose,
             )
             encoder.set_weights(model.encoder.get_weights())
-        return result
+            return result, model.optimizer_state()
 
     def _plateau(self, training, validates: bool):
         """The adaptive schedule: on the validation score where there is one
@@ -808,7 +825,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 f"(now {self.learning_rate}), use mining='semihard' (now "
                 f"{self.mining!r}), or lower the margin (now {self.margin}).",
                 UserWarning,
-                stacklevel=5,  # _warn_if_collapsed, _fit, fit, _fit_context, caller
+                stacklevel=user_stacklevel(),
             )
 
     def __getstate__(self):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._stack import user_stacklevel
 from .estimator import TripletEmbedder
 from .inference import DenseForward
 
@@ -199,7 +200,7 @@ def _warn_if_code_is_needed(encoder) -> None:
             "keras.saving.register_keras_serializable, or use pickle (trusted "
             "sources only).",
             UserWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
 
 

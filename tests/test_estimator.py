@@ -284,6 +284,23 @@ def test_singleton_classes_serve_as_negatives_with_a_warning(digits):
     assert emb.transform(X).shape == (400, 32)
 
 
+@pytest.mark.parametrize("method", ["fit", "partial_fit", "search"])
+def test_warnings_point_at_the_users_line(digits, method):
+    X, y = digits
+    y = y.copy()
+    y[:30] = np.arange(100, 130)
+    emb = TripletEmbedder(**QUICK)
+    with pytest.warns(UserWarning, match="have a single sample") as caught:
+        if method == "search":  # through scikit-learn's and joblib's frames
+            from sklearn.model_selection import GridSearchCV
+
+            GridSearchCV(emb, {"margin": [0.5]}, cv=[(np.arange(400),) * 2]).fit(X, y)
+        else:
+            getattr(emb, method)(X, y)
+    ours = [w for w in caught if "single sample" in str(w.message)]
+    assert {w.filename for w in ours} == {__file__}
+
+
 def test_batch_larger_than_data_raises(digits):
     X, y = digits
     msg = "batch_size=512 is larger than the 400 samples given"

@@ -342,6 +342,17 @@ def test_partial_fit_continues_training_and_accepts_new_classes(digits):
     # No schedule across calls: each trains at the given rate.
     assert emb.history_["learning_rate"] == [pytest.approx(emb.learning_rate)] * 5
     assert emb.score(X, y) > before
+    # Adam's step count runs on across the calls: one 256-row batch each.
+    (steps,) = [v for v in emb._optimizer_state if v.dtype.kind == "i" and v.ndim == 0]
+    assert steps == 5
+
+
+def test_partial_fit_validates_its_parameters_on_every_call(digits):
+    X, y = digits
+    emb = TripletEmbedder(**QUICK).partial_fit(X, y)
+    emb.set_params(margin=-1.0)
+    with pytest.raises(ValueError, match="'margin' parameter"):
+        emb.partial_fit(X, y)
 
 
 def test_partial_fit_rejects_another_feature_count(digits):
@@ -399,6 +410,19 @@ def test_mixed_precision_trains_with_float32_outputs(digits, precision):
     raw = np.asarray(emb.encoder_(X[:5].astype(np.float32), training=False))
     assert raw.dtype == np.float32
     assert np.isfinite(emb.history_["loss"]).all()
+    # Normalised in float32, not rounded to 16 bits after: unit norm to 1e-6
+    # (a unit vector rounded to float16 is off by up to about 1e-3).
+    E = emb.transform(X)
+    np.testing.assert_allclose(np.linalg.norm(E, axis=1), 1.0, atol=1e-6)
+    # The same weights computing in float32 embed within 16-bit rounding.
+    from sktriplet.keras.models import _clone_layer
+
+    exact = keras.models.clone_model(
+        emb.encoder_, clone_function=lambda layer: _clone_layer(layer, "float32")
+    )
+    exact.set_weights(emb.encoder_.get_weights())
+    E32 = np.asarray(exact(X.astype(np.float32), training=False))
+    assert 0 < np.abs(E - E32).max() < 0.05
     reference = TripletEmbedder(epochs=6, random_state=0).fit(X, y)
     assert emb.score(X, y) > reference.score(X, y) - 0.05
 

@@ -67,7 +67,7 @@ class L2Normalization(keras.layers.UnitNormalization):
         x = ops.cast(inputs, "float32")
         square_sum = ops.sum(ops.square(x), axis=self.axis, keepdims=True)
         unit = x * ops.rsqrt(ops.maximum(square_sum, 1e-24))
-        return ops.cast(unit, self.compute_dtype)
+        return ops.cast(unit, self.compute_dtype)  # float32 in sktriplet's models
 
 
 @keras.saving.register_keras_serializable(package="sktriplet")
@@ -129,13 +129,22 @@ class SiameseModel(keras.Model):
     def margin(self) -> float:
         return float(keras.ops.convert_to_numpy(self.margin_variable))
 
-    def reset(self, encoder, *, margin: float, seed: int, learning_rate: float) -> None:
+    def reset(
+        self,
+        encoder,
+        *,
+        margin: float,
+        seed: int,
+        learning_rate: float,
+        optimizer_state=None,
+    ) -> None:
         """Make this model train exactly as a newly built one around ``encoder``
         (of the same architecture) would.
 
         Sets the encoder's weights and the states of its random layers (such as
         augmentation) from ``encoder``, the margin, the seed of the random mining
-        and the learning rate, and zeroes the optimizer's state.  A model reused
+        and the learning rate, and zeroes the optimizer's state, or sets it to
+        ``optimizer_state`` (see :meth:`set_optimizer_state`).  A model reused
         this way keeps its traced training step: refitting builds no new graph,
         which keeps repeated fits from growing the process's memory.
         """
@@ -147,7 +156,24 @@ class SiameseModel(keras.Model):
         state.assign(np.array([seed, 0], dtype=seed_dtype))
         for variable in self.optimizer.variables:
             variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
+        self.set_optimizer_state(optimizer_state)
         self.optimizer.learning_rate = learning_rate
+
+    def optimizer_state(self) -> list:
+        """The optimizer's variables (step count, moments), as numpy arrays."""
+        return [keras.ops.convert_to_numpy(v) for v in self.optimizer.variables]
+
+    def set_optimizer_state(self, state) -> None:
+        """Continue from ``state``, what :meth:`optimizer_state` returned for a
+        model of the same architecture, as ``partial_fit`` does between calls.
+        None, or a state of another optimizer, leaves the optimizer as it is."""
+        if state is None:
+            return
+        if not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+        if len(state) == len(self.optimizer.variables):
+            for variable, value in zip(self.optimizer.variables, state):
+                variable.assign(value)
 
     def call(self, inputs, training=None):
         return self.encoder(inputs, training=training)
@@ -366,7 +392,10 @@ def clone_architecture(
 
 def _clone_layer(layer, dtype=None, synchronized=False):
     config = layer.get_config()
-    if dtype is not None and not isinstance(layer, keras.layers.InputLayer):
+    # The unit normalisation stays float32: its output is the embedding.
+    if dtype is not None and not isinstance(
+        layer, (keras.layers.InputLayer, L2Normalization)
+    ):
         config["dtype"] = dtype
     if synchronized and isinstance(layer, keras.layers.BatchNormalization):
         config["synchronized"] = True
@@ -381,7 +410,8 @@ def with_precision(encoder: keras.Model, precision: str) -> keras.Model:
     """``encoder`` computing in ``precision`` ("mixed_float16", "mixed_bfloat16").
 
     Every layer is rebuilt with that dtype policy (weights stay float32 and are
-    copied over), and a last layer casts the embedding back to float32.
+    copied over), but the unit normalisation, which computes the embedding in
+    float32, and a last layer casts the embedding to float32.
     """
     if precision == "float32":
         return encoder
@@ -390,7 +420,7 @@ def with_precision(encoder: keras.Model, precision: str) -> keras.Model:
         clone_function=lambda layer: _clone_layer(layer, dtype=precision),
         recursive=True,
     )
-    twin.set_weights(encoder.get_weights())
+    copy_state(encoder, twin)
     outputs = keras.layers.Activation("linear", dtype="float32", name="to_float32")(
         twin.output
     )

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
+from .._stack import user_stacklevel
 from ..metrics import mean_average_precision_at_r
 from .models import SiameseModel, clone_architecture, copy_state
 
@@ -83,6 +84,7 @@ def siamese_model_for(
     device="auto",
     strategy=None,
     loss_scaling=False,
+    optimizer_state=None,
 ):
     """A compiled SiameseModel that trains like a new one built around ``encoder``.
 
@@ -95,6 +97,8 @@ def siamese_model_for(
 
     Under a ``tf.distribute`` ``strategy``, or with float16 ``loss_scaling``, a
     new model is built (inside the strategy's scope) and not pooled.
+    ``optimizer_state`` (from :meth:`SiameseModel.optimizer_state`) continues an
+    earlier run's optimizer instead of starting it afresh.
 
     ``jit_compile`` and ``steps_per_execution`` go to ``model.compile``: on small
     models, compiling the step with XLA and running several steps per call cut
@@ -120,7 +124,13 @@ def siamese_model_for(
             model = _POOL[key].pop()
             _POOL.move_to_end(key)
     if model is not None:
-        model.reset(encoder, margin=margin, seed=seed, learning_rate=learning_rate)
+        model.reset(
+            encoder,
+            margin=margin,
+            seed=seed,
+            learning_rate=learning_rate,
+            optimizer_state=optimizer_state,
+        )
     else:
         with strategy.scope() if strategy is not None else nullcontext():
             twin = encoder if key is None and strategy is None else None
@@ -145,6 +155,7 @@ def siamese_model_for(
                 jit_compile=jit_compile,
                 steps_per_execution=steps_per_execution,
             )
+            model.set_optimizer_state(optimizer_state)
     try:
         yield model
     finally:
@@ -416,7 +427,7 @@ def run_training(
             "Training was interrupted; the estimator keeps the "
             + ("best weights so far." if monitor else "weights reached so far."),
             UserWarning,
-            stacklevel=6,  # run_training, _fit_model, _fit, fit, _fit_context, caller
+            stacklevel=user_stacklevel(),
         )
     finally:
         # Keras's input pipeline outlives fit and keeps the generators it was
