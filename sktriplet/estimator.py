@@ -26,7 +26,7 @@ from ._stack import user_stacklevel
 from .inference import DenseForward
 from .metrics import mean_average_precision_at_r
 from .mining import DISTANCES, MINING_STRATEGIES
-from .sampling import ClassBalancedSampler, validation_split
+from .sampling import ClassBalancedSampler, noisy_batches, validation_split
 
 __all__ = ["TripletEmbedder"]
 
@@ -628,76 +628,25 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return encoder, n_components
 
     def _make_encoder(self, X, train_idx, hidden_layer_sizes, rng):
-        import keras
-
         from .keras import models
 
         input_shape = X.shape[1:]
         seed = int(rng.randint(np.iinfo(np.int32).max - 100))
-        if self.encoder is None:
-            n_components = self.n_components or _DEFAULT_N_COMPONENTS
-            if len(input_shape) == 3:
-                mean, variance = _channel_moments(X, _spread_rows(train_idx))
-                encoder = models.build_conv_encoder(
-                    input_shape, n_components, self.normalize, seed, mean, variance
-                )
-            else:
-                encoder = models.build_mlp_encoder(
-                    input_shape,
-                    hidden_layer_sizes,
-                    n_components,
-                    self.normalize,
-                    seed,
-                )
-            return encoder, n_components
-
-        if isinstance(self.encoder, keras.Model):
-            try:
-                encoder = models.copy_encoder(self.encoder)
-            except (ValueError, TypeError, NotImplementedError) as exc:
-                name = type(self.encoder).__name__
-                raise ValueError(
-                    f"encoder {name} cannot be copied by Keras ({exc}), and "
-                    "TripletEmbedder trains a copy of the model it is given, never "
-                    "the model itself. A subclassed keras.Model cannot be copied: "
-                    f"pass a callable that builds a new one, such as encoder=lambda: "
-                    f"{name}(...), or a functional or Sequential model."
-                ) from None
+        if self.encoder is not None:
+            return models.user_encoder(
+                self.encoder, input_shape, self.n_components, self.normalize
+            )
+        n_components = self.n_components or _DEFAULT_N_COMPONENTS
+        if len(input_shape) == 3:
+            mean, variance = _channel_moments(X, _spread_rows(train_idx))
+            encoder = models.build_conv_encoder(
+                input_shape, n_components, self.normalize, seed, mean, variance
+            )
         else:
-            encoder = self.encoder()
-            if not isinstance(encoder, keras.Model):
-                raise TypeError(
-                    "encoder must be a keras.Model or a callable that returns one; "
-                    f"the callable returned {type(encoder).__name__}."
-                )
-        # A Sequential model without an Input, or a subclassed one, has no
-        # input shape until called: call it on one of the data's shape.
-        encoder = models.with_defined_input(encoder, input_shape)
-        expected = (None, *input_shape)
-        if tuple(encoder.input_shape) != expected and not _shape_accepts(
-            encoder.input_shape, expected
-        ):
-            raise ValueError(
-                f"encoder expects inputs of shape {encoder.input_shape}, but X has "
-                f"samples of shape {tuple(input_shape)}."
+            encoder = models.build_mlp_encoder(
+                input_shape, hidden_layer_sizes, n_components, self.normalize, seed
             )
-        dim = models.encoder_output_dim(encoder)
-        if dim is None:
-            raise ValueError(
-                "encoder must output one embedding vector per sample, of shape "
-                f"(batch, n_components); its output shape is {encoder.output_shape}. "
-                "End it with a pooling or Flatten layer and a Dense layer."
-            )
-        if self.n_components is not None and self.n_components != dim:
-            raise ValueError(
-                f"n_components={self.n_components} does not match the encoder's "
-                f"output size {dim}; set n_components=None or {dim}."
-            )
-        if self.normalize:
-            inputs = keras.Input(shape=encoder.input_shape[1:])
-            outputs = models.L2Normalization()(encoder(inputs))
-            encoder = keras.Model(inputs, outputs, name="normalized_encoder")
-        return encoder, dim
+        return encoder, n_components
 
     def _fit_model(
         self,
@@ -720,18 +669,9 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         noise_seed = int(rng.randint(np.iinfo(np.int32).max))
 
         def batches():
-            # Rows are gathered batch by batch: X is never copied whole.  Endless:
-            # Keras takes steps_per_epoch * epochs batches, and may read ahead.
-            sampler = make_sampler()
-            noise = np.random.default_rng(noise_seed)  # replays like the sampler
-            while True:
-                for rows in train_idx[sampler.epoch()]:
-                    x = X[rows].astype(np.float32, copy=False)
-                    if noise_scale is not None:
-                        x = x + noise_scale * noise.standard_normal(
-                            x.shape, dtype=np.float32
-                        )
-                    yield x, y_codes[rows]
+            return noisy_batches(
+                X, y_codes, train_idx, make_sampler(), noise_scale, noise_seed
+            )
 
         sampler = make_sampler()
         steps_per_epoch, steps_per_execution = training.steps_per_call(
@@ -1014,10 +954,3 @@ def _read_as(X, floats: list):
     if isinstance(X, np.ndarray) and X.dtype.kind in "iu":
         return None
     return floats
-
-
-def _shape_accepts(model_shape, data_shape) -> bool:
-    """Whether data of ``data_shape`` fits a model input of ``model_shape``."""
-    if isinstance(model_shape, list) or len(model_shape) != len(data_shape):
-        return False
-    return all(m is None or m == d for m, d in zip(model_shape[1:], data_shape[1:]))

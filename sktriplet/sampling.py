@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ClassBalancedSampler", "validation_split"]
+__all__ = ["ClassBalancedSampler", "noisy_batches", "validation_split"]
 
 
 class _CyclingPool:
@@ -194,3 +194,29 @@ def validation_split(
             "early_stopping=False."
         )
     return np.flatnonzero(~val_mask), np.flatnonzero(val_mask)
+
+
+def noisy_batches(X, labels, rows, sampler, noise_scale=None, noise_seed=0):
+    """Endless training batches ``(x, labels)`` of the rows ``rows`` of ``X``.
+
+    ``sampler`` (a :class:`ClassBalancedSampler` over ``labels[rows]``) picks
+    each batch's positions in ``rows``.  Rows are gathered batch by batch and
+    cast to float32, so that ``X`` (a memmap, say) is never copied whole.  With
+    ``noise_scale`` (one standard deviation per feature), Gaussian noise drawn
+    from ``noise_seed`` is added to every batch: a new sampler and the same
+    seed replay the same batches.  Endless: Keras takes
+    ``steps_per_epoch * epochs`` batches, and may read ahead.
+
+    >>> X, y = np.arange(12.0).reshape(6, 2), np.array([0, 0, 0, 1, 1, 1])
+    >>> sampler = ClassBalancedSampler(y, 4, 2, np.random.RandomState(0))
+    >>> x, labels = next(noisy_batches(X, y, np.arange(6), sampler))
+    >>> x.dtype, x.shape, sorted(labels.tolist())
+    (dtype('float32'), (4, 2), [0, 0, 1, 1])
+    """
+    noise = np.random.default_rng(noise_seed)
+    while True:
+        for batch in rows[sampler.epoch()]:
+            x = X[batch].astype(np.float32, copy=False)
+            if noise_scale is not None:
+                x = x + noise_scale * noise.standard_normal(x.shape, dtype=np.float32)
+            yield x, labels[batch]

@@ -349,6 +349,69 @@ def build_conv_encoder(
     return keras.Model(inputs, h, name="conv_encoder")
 
 
+def user_encoder(
+    given, input_shape, n_components: int | None, normalize: bool
+) -> tuple[keras.Model, int]:
+    """The network to train from a user's ``encoder`` (a Keras model, copied
+    with its weights, or a callable that builds one), checked against the
+    data's ``input_shape`` and ``n_components``, L2-normalised with
+    ``normalize``; and its embedding size."""
+    if isinstance(given, keras.Model):
+        try:
+            encoder = copy_encoder(given)
+        except (ValueError, TypeError, NotImplementedError) as exc:
+            name = type(given).__name__
+            raise ValueError(
+                f"encoder {name} cannot be copied by Keras ({exc}), and "
+                "TripletEmbedder trains a copy of the model it is given, never "
+                "the model itself. A subclassed keras.Model cannot be copied: "
+                f"pass a callable that builds a new one, such as encoder=lambda: "
+                f"{name}(...), or a functional or Sequential model."
+            ) from None
+    else:
+        encoder = given()
+        if not isinstance(encoder, keras.Model):
+            raise TypeError(
+                "encoder must be a keras.Model or a callable that returns one; "
+                f"the callable returned {type(encoder).__name__}."
+            )
+    # A Sequential model without an Input, or a subclassed one, has no
+    # input shape until called: call it on one of the data's shape.
+    encoder = with_defined_input(encoder, input_shape)
+    expected = (None, *input_shape)
+    if tuple(encoder.input_shape) != expected and not _shape_accepts(
+        encoder.input_shape, expected
+    ):
+        raise ValueError(
+            f"encoder expects inputs of shape {encoder.input_shape}, but X has "
+            f"samples of shape {tuple(input_shape)}."
+        )
+    dim = encoder_output_dim(encoder)
+    if dim is None:
+        raise ValueError(
+            "encoder must output one embedding vector per sample, of shape "
+            f"(batch, n_components); its output shape is {encoder.output_shape}. "
+            "End it with a pooling or Flatten layer and a Dense layer."
+        )
+    if n_components is not None and n_components != dim:
+        raise ValueError(
+            f"n_components={n_components} does not match the encoder's "
+            f"output size {dim}; set n_components=None or {dim}."
+        )
+    if normalize:
+        inputs = keras.Input(shape=encoder.input_shape[1:])
+        outputs = L2Normalization()(encoder(inputs))
+        encoder = keras.Model(inputs, outputs, name="normalized_encoder")
+    return encoder, dim
+
+
+def _shape_accepts(model_shape, data_shape) -> bool:
+    """Whether data of ``data_shape`` fits a model input of ``model_shape``."""
+    if isinstance(model_shape, list) or len(model_shape) != len(data_shape):
+        return False
+    return all(m is None or m == d for m, d in zip(model_shape[1:], data_shape[1:]))
+
+
 def with_defined_input(encoder: keras.Model, input_shape) -> keras.Model:
     """``encoder``, or a functional model around it with an input of
     ``input_shape`` when it has no defined input (a ``Sequential`` without an
