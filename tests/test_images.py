@@ -41,6 +41,26 @@ def test_a_refit_replays_the_augmentation(digit_images, fitted):
     np.testing.assert_array_equal(again.transform(X), fitted.transform(X))
 
 
+def test_folds_of_other_images_reuse_the_traced_step_and_their_own_scaling(
+    digit_images,
+):
+    # As the folds of a search: other images, other channel moments, the same
+    # pooled model (no new trace), and the result of a model built afresh.
+    from sktriplet.keras import training
+
+    X, y = digit_images
+    params = dict(epochs=2, random_state=0, device="cpu")
+    training._POOL.clear()
+    TripletEmbedder(**params).fit(X[:150], y[:150])
+    X_b = np.clip(X[150:] * 1.5, 0, 1)  # other moments than the first fold's
+    reused = TripletEmbedder(**params).fit(X_b, y[150:])
+    (models,) = training._POOL.values()
+    assert len(models) == 1
+    training._POOL.clear()
+    fresh = TripletEmbedder(**params).fit(X_b, y[150:])
+    np.testing.assert_array_equal(reused.transform(X_b), fresh.transform(X_b))
+
+
 def test_images_of_another_shape_are_refused(fitted):
     msg = "X has samples of shape (8, 9, 1), but TripletEmbedder was fitted on"
     with pytest.raises(ValueError, match=re.escape(msg)):

@@ -71,6 +71,43 @@ class L2Normalization(keras.layers.UnitNormalization):
 
 
 @keras.saving.register_keras_serializable(package="sktriplet")
+class Standardization(keras.layers.Layer):
+    """Subtracts each channel's mean and divides by its standard deviation.
+
+    ``keras.layers.Normalization`` given ``mean`` and ``variance`` does the same,
+    but holds them as constants of the traced step; here they are
+    (non-trainable) weights, so that a model reused for other data, as each fold
+    of a search is, takes the new ones with the weights instead of tracing its
+    step again.  Computes in float32 whatever the dtype policy: the inputs are
+    raw values (0-255 for ``uint8`` images).
+    """
+
+    def __init__(self, mean=None, variance=None, **kwargs):
+        super().__init__(**kwargs)
+        self._initial = (mean, variance)
+
+    def build(self, input_shape):
+        channels = (input_shape[-1],)
+        self.mean = self.add_weight(
+            shape=channels, initializer="zeros", trainable=False, name="mean"
+        )
+        self.variance = self.add_weight(
+            shape=channels, initializer="ones", trainable=False, name="variance"
+        )
+        for weight, value in zip((self.mean, self.variance), self._initial):
+            if value is not None:
+                weight.assign(np.asarray(value, dtype="float32").reshape(channels))
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        return (x - self.mean) * ops.rsqrt(ops.maximum(self.variance, 1e-12))
+
+    def get_config(self) -> dict:
+        # The moments are weights, saved with the model's weights.
+        return super().get_config()
+
+
+@keras.saving.register_keras_serializable(package="sktriplet")
 class SiameseModel(keras.Model):
     """An embedding network trained with the triplet loss on labelled batches.
 
@@ -235,7 +272,7 @@ def _seed_states(model: keras.Model) -> list:
 # written by sktriplet may name, and what loading one must know.
 CUSTOM_OBJECTS = {
     keras.saving.get_registered_name(cls): cls
-    for cls in (L2Normalization, SiameseModel)
+    for cls in (L2Normalization, SiameseModel, Standardization)
 }
 
 
@@ -316,9 +353,7 @@ def build_conv_encoder(
     (such as ``keras.applications.ResNet50``) as the estimator's ``encoder``.
     """
     inputs = keras.Input(shape=tuple(input_shape), name="images")
-    h = keras.layers.Normalization(
-        axis=-1, mean=mean, variance=variance, name="standardize"
-    )(inputs)
+    h = Standardization(mean, variance, dtype="float32", name="standardize")(inputs)
     h = keras.layers.RandomTranslation(
         0.125, 0.125, fill_mode="nearest", seed=seed, name="shift"
     )(h)
@@ -455,9 +490,10 @@ def clone_architecture(
 
 def _clone_layer(layer, dtype=None, synchronized=False):
     config = layer.get_config()
-    # The unit normalisation stays float32: its output is the embedding.
+    # The unit normalisation stays float32, its output being the embedding, and
+    # so does the standardisation of raw inputs.
     if dtype is not None and not isinstance(
-        layer, (keras.layers.InputLayer, L2Normalization)
+        layer, (keras.layers.InputLayer, L2Normalization, Standardization)
     ):
         config["dtype"] = dtype
     if synchronized and isinstance(layer, keras.layers.BatchNormalization):
