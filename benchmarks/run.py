@@ -169,15 +169,20 @@ def evaluate_job(dataset: str, name: str, quick: bool, cfg: dict) -> dict:
     return evaluate(method(name), X_train, y_train, X_test, y_test, cfg, second)
 
 
+def holds_figures(row: dict) -> bool:
+    """Whether a row holds figures: not a failure, not skipped."""
+    return "failure" not in row and "skipped" not in row
+
+
 def measured(rows: dict) -> dict:
-    """The rows that hold figures: not a failure, not skipped."""
-    return {m: r for m, r in rows.items() if "failure" not in r and "skipped" not in r}
+    """The rows that hold figures."""
+    return {m: r for m, r in rows.items() if holds_figures(r)}
 
 
 def mean_row(runs: list) -> dict:
     """One row from the runs of several random states: the mean of each column,
     or the first failure."""
-    failed = [r for r in runs if "failure" in r or "skipped" in r]
+    failed = [r for r in runs if not holds_figures(r)]
     if failed:
         return failed[0]
     row = dict(runs[0])
@@ -198,7 +203,7 @@ def print_spread(runs: dict) -> None:
     print("| method | " + " | ".join(SPREAD_COLUMNS) + " |")
     print("|---" * (len(SPREAD_COLUMNS) + 1) + "|")
     for method_name, method_runs in runs.items():
-        if "failure" in mean_row(method_runs) or "skipped" in mean_row(method_runs):
+        if not all(holds_figures(r) for r in method_runs):
             continue
         cells = []
         for column in SPREAD_COLUMNS:
@@ -423,7 +428,7 @@ def time_to_quality_job(dataset: str, quick: bool, seed: int, target: float) -> 
     return {"epoch": epoch, "seconds": seconds, "fit s": fit_s, "epochs": emb.n_iter_}
 
 
-def print_time_to_quality(key: str, quick: bool, rows: dict, args) -> None:
+def print_time_to_quality(key: str, rows: dict, args) -> None:
     """When sktriplet first reaches the best peer's held-out MAP@R."""
     peers = {m: r for m, r in measured(rows).items() if m != "sktriplet"}
     if "sktriplet" not in measured(rows) or not peers:
@@ -432,12 +437,12 @@ def print_time_to_quality(key: str, quick: bool, rows: dict, args) -> None:
     target = peers[best]["MAP@R"]
     r = run_job(
         "run:time_to_quality_job",
-        dict(dataset=key, quick=quick, seed=0, target=target),
+        dict(dataset=key, quick=args.quick, seed=0, target=target),
         timeout=args.timeout,
         threads=args.threads,
     )
-    if "failure" in r:
-        print(f"time to the best peer's MAP@R: {r['failure']}")
+    if not holds_figures(r):
+        print(f"time to the best peer's MAP@R: {r.get('failure') or r['skipped']}")
     elif r["epoch"] is None:
         print(f"sktriplet never reaches the best peer's MAP@R ({target:.3f}, {best})")
     else:
@@ -548,7 +553,7 @@ def main() -> int:
                 )
             else:
                 print(f"no neural peer reaches sktriplet's MAP@R ({ours['MAP@R']:.3f})")
-        print_time_to_quality(key, args.quick, rows, args)
+        print_time_to_quality(key, rows, args)
     if not args.no_throughput:
         result = run_job(
             "run:throughput_job", {}, timeout=args.timeout, threads=args.threads

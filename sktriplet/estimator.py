@@ -711,25 +711,24 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 validation=validation,
                 patience=self.n_iter_no_change,
                 tol=_VALIDATION_TOL,
-                # The loss is in units of the margin: so is its least change.
-                plateau=self._plateau(training, val_idx is not None)
-                if adaptive
-                else None,
+                plateau=self._plateau(val_idx is not None) if adaptive else None,
                 callbacks=self.callbacks,
                 verbose=self.verbose,
             )
             encoder.set_weights(model.encoder.get_weights())
             return result, model.optimizer_state()
 
-    def _plateau(self, training, validates: bool):
+    def _plateau(self, validates: bool):
         """The adaptive schedule: on the validation score where there is one
         (early stopping then decides the stop), else on the training loss,
         which is in units of the margin, and so is its least change."""
+        from .keras.training import Plateau
+
         if validates:
-            return training.Plateau(
+            return Plateau(
                 _VALIDATION_TOL, monitor="val_map_at_r", maximize=True, stops=False
             )
-        return training.Plateau(_PLATEAU_TOL * self.margin)
+        return Plateau(_PLATEAU_TOL * self.margin)
 
     def _default_dense(self, X) -> bool:
         """Whether the default multilayer perceptron embeds ``X``."""

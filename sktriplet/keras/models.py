@@ -413,10 +413,7 @@ def user_encoder(
     # A Sequential model without an Input, or a subclassed one, has no
     # input shape until called: call it on one of the data's shape.
     encoder = with_defined_input(encoder, input_shape)
-    expected = (None, *input_shape)
-    if tuple(encoder.input_shape) != expected and not _shape_accepts(
-        encoder.input_shape, expected
-    ):
+    if not _shape_accepts(encoder.input_shape, (None, *input_shape)):
         raise ValueError(
             f"encoder expects inputs of shape {encoder.input_shape}, but X has "
             f"samples of shape {tuple(input_shape)}."
