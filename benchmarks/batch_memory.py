@@ -38,14 +38,14 @@ def measure(mining: str, batch: int, cube: bool = False) -> dict:
     import keras  # noqa: F401  (loaded before the baseline)
     import numpy as np
 
-    from sktriplet import TripletEmbedder
+    from sktriplet import TripletEmbedder, _plan
 
     if cube:  # every positive on the cube, as fit did for "all" before
 
-        def every_positive(self, rows_per_class):
+        def every_positive(mining, rows_per_class):
             return max(rows_per_class - 1, 1)
 
-        TripletEmbedder._max_positives = every_positive
+        _plan.positives_per_anchor = every_positive
 
     rng = np.random.RandomState(0)
     X = rng.normal(size=(4 * batch, 32)).astype(np.float32)

@@ -34,10 +34,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 import numpy as np  # noqa: E402
 from isolate import run_job  # noqa: E402
 
+from sktriplet.mining import SEMIHARD_POSITIVES as _SEMIHARD_POSITIVES  # noqa: E402
 from sktriplet.sampling import ClassBalancedSampler  # noqa: E402
-
-_SEMIHARD_POSITIVES = 16  # as sktriplet.estimator (which this must not import:
-# the breakdown's children choose their Keras backend before loading Keras)
 
 
 def ms_per_step(
@@ -58,7 +56,8 @@ def ms_per_step(
     """
     import keras
 
-    from sktriplet.keras.models import SiameseModel, build_mlp_encoder
+    from sktriplet.keras.encoders import build_mlp_encoder
+    from sktriplet.keras.models import SiameseModel
 
     sampler = ClassBalancedSampler(labels, 256, 4, np.random.RandomState(0))
     rows = np.concatenate([sampler.epoch() for _ in range(steps // 50 + 2)])
@@ -117,7 +116,8 @@ def breakdown_job(steps: int = 400) -> dict:
     from sklearn.datasets import load_digits
     from sklearn.preprocessing import StandardScaler
 
-    from sktriplet.keras.models import SiameseModel, build_mlp_encoder
+    from sktriplet.keras.encoders import build_mlp_encoder
+    from sktriplet.keras.models import SiameseModel
 
     class CheapLoss(SiameseModel):
         def compute_loss(

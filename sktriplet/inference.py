@@ -13,7 +13,30 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DenseForward"]
+__all__ = ["CHUNK_ROWS", "DenseForward", "embed_in_chunks"]
+
+CHUNK_ROWS = 4096  # rows embedded at a time
+
+
+def embed_in_chunks(X, embed_chunk, width: int, chunk_dtype=None) -> np.ndarray:
+    """The embeddings of the rows of ``X``, ``CHUNK_ROWS`` rows at a time.
+
+    Each chunk is cast as it is read (to ``chunk_dtype``, or to the output's
+    dtype), so that memory stays bounded for a memmap of any size and dtype.
+    The output has ``X``'s float dtype, float32 for integer ``X``.
+
+    >>> X = np.arange(6, dtype=np.uint8).reshape(3, 2)
+    >>> embed_in_chunks(X, lambda chunk: chunk[:, :1], 1)
+    array([[0.],
+           [2.],
+           [4.]], dtype=float32)
+    """
+    dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float32)
+    out = np.empty((len(X), width), dtype=dtype)
+    for i in range(0, len(X), CHUNK_ROWS):
+        chunk = X[i : i + CHUNK_ROWS].astype(chunk_dtype or dtype, copy=False)
+        out[i : i + CHUNK_ROWS] = embed_chunk(chunk)
+    return out
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

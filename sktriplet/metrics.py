@@ -18,7 +18,19 @@ import numpy as np
 from sklearn.metrics import pairwise_distances_chunked
 from sklearn.utils import check_X_y
 
-__all__ = ["mean_average_precision_at_r", "precision_at_1", "r_precision"]
+__all__ = [
+    "RETRIEVAL_METRIC",
+    "mean_average_precision_at_r",
+    "precision_at_1",
+    "r_precision",
+]
+
+# For each training distance, the metric that ranks neighbours as it does.
+RETRIEVAL_METRIC = {
+    "squared_euclidean": "euclidean",
+    "euclidean": "euclidean",
+    "cosine": "cosine",
+}
 
 _WORKING_MEMORY_MB = 16
 

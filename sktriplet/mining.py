@@ -23,6 +23,7 @@ __all__ = [
     "hard_triplets",
     "mine_triplets",
     "pairwise_distances",
+    "positives_per_anchor",
     "random_triplets",
     "semihard_triplets",
     "triplet_margin_loss",
@@ -32,6 +33,31 @@ DISTANCES = ("squared_euclidean", "euclidean", "cosine")
 MINING_STRATEGIES = ("random", "all", "hard", "semihard")
 
 Triplets = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+# The most positives ``"semihard"`` pairs each anchor with in training (see
+# ``positives_per_anchor``): ``benchmarks/step_time.py`` and
+# ``benchmarks/seeds.py`` measure the speed and quality of this choice.
+SEMIHARD_POSITIVES = 16
+
+
+def positives_per_anchor(mining: str, rows_per_class: int) -> int | None:
+    """The positives each anchor is paired with in a batch of ``rows_per_class``
+    rows of its class (see :func:`following_positives`); None pairs every one.
+
+    ``"semihard"`` pairs at most :data:`SEMIHARD_POSITIVES`, those following
+    the anchor in the batch: its cost grows with ``batch * positives * batch``,
+    and with few classes a batch holds many rows of each (two classes in 256
+    rows: 127 positives).  The other strategies pair every one (``"all"`` on a
+    sorted ``O(batch**2)`` path whose cost does not grow with them).
+
+    >>> positives_per_anchor("semihard", 4), positives_per_anchor("semihard", 128)
+    (3, 16)
+    >>> positives_per_anchor("all", 128) is None
+    True
+    """
+    if mining == "semihard":
+        return min(max(rows_per_class - 1, 1), SEMIHARD_POSITIVES)
+    return None
 
 
 def pairwise_distances(embeddings: np.ndarray, distance: str = "squared_euclidean"):

@@ -13,7 +13,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ClassBalancedSampler", "noisy_batches", "validation_split"]
+__all__ = [
+    "ClassBalancedSampler",
+    "channel_moments",
+    "noise_scale",
+    "noisy_batches",
+    "validation_split",
+]
+
+SPREAD_ROWS = 10_000  # rows that estimate each feature's spread
 
 
 class _CyclingPool:
@@ -149,6 +157,7 @@ def validation_split(
     fraction: float,
     strategy: str,
     random_state: np.random.RandomState,
+    max_samples: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split row indices into training and validation rows for early stopping.
 
@@ -165,6 +174,11 @@ def validation_split(
         ``"class_disjoint"`` holds out whole classes, which measures retrieval of
         classes never seen in training (open-set retrieval).
     random_state : numpy.random.RandomState
+    max_samples : int, optional
+        The most rows held out (MAP@R, scored every epoch, costs the square of
+        their number).  A stratified split gives the rest back to training; a
+        class-disjoint one leaves it out, so that no held-out class is trained
+        on.
 
     Returns
     -------
@@ -193,7 +207,55 @@ def validation_split(
             "validation_fraction, gather more samples per class, or set "
             "early_stopping=False."
         )
-    return np.flatnonzero(~val_mask), np.flatnonzero(val_mask)
+    train_idx, val_idx = np.flatnonzero(~val_mask), np.flatnonzero(val_mask)
+    if max_samples is None or len(val_idx) <= max_samples:
+        return train_idx, val_idx
+    keep = np.zeros(len(val_idx), dtype=bool)
+    keep[random_state.choice(len(val_idx), max_samples, replace=False)] = True
+    if strategy == "stratified":
+        train_idx = np.sort(np.concatenate([train_idx, val_idx[~keep]]))
+    return train_idx, val_idx[keep]
+
+
+def spread_rows(rows: np.ndarray) -> np.ndarray:
+    """At most ``SPREAD_ROWS`` evenly spaced ones of ``rows``, which estimate
+    the spread of the features (X is never copied whole)."""
+    return rows[:: max(len(rows) // SPREAD_ROWS, 1)]
+
+
+def noise_scale(X, rows: np.ndarray, level: float) -> np.ndarray | None:
+    """Standard deviation of the training noise of each input feature, or None
+    when ``level`` is 0.
+
+    ``level`` is in units of each feature's spread over the training ``rows``
+    (see :func:`spread_rows`), so that the noise means the same whatever the
+    units of ``X``.
+    """
+    if level == 0:
+        return None
+    spread = np.std(X[spread_rows(rows)], axis=0, dtype=np.float64)
+    return (level * spread).astype(np.float32)
+
+
+def channel_moments(X, rows: np.ndarray, chunk: int = 256):
+    """Mean and variance of each channel of the images ``X[spread_rows(rows)]``,
+    read ``chunk`` images at a time (memory stays bounded for any image size).
+
+    >>> images = np.stack([np.full((3, 3, 1), 1.0), np.full((3, 3, 1), 3.0)])
+    >>> mean, variance = channel_moments(images, np.arange(2))
+    >>> mean.tolist(), variance.tolist()
+    ([2.0], [1.0])
+    """
+    rows = spread_rows(rows)
+    total = np.zeros(X.shape[-1])
+    squares = np.zeros(X.shape[-1])
+    for i in range(0, len(rows), chunk):
+        images = X[rows[i : i + chunk]].astype(np.float64)
+        total += images.sum(axis=(0, 1, 2))
+        squares += np.square(images).sum(axis=(0, 1, 2))
+    count = len(rows) * X.shape[1] * X.shape[2]
+    mean = total / count
+    return mean, np.maximum(squares / count - mean**2, 0.0)
 
 
 def noisy_batches(X, labels, rows, sampler, noise_scale=None, noise_seed=0):

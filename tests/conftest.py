@@ -1,4 +1,49 @@
+"""Fixtures shared by the test modules: small data, and parameters for quick fits."""
+
 import os
+from types import MappingProxyType
+
+import pytest
 
 # Quiet TensorFlow's C++ start-up log; it says nothing about our code.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "gpu: needs a GPU that the Keras backend sees (skipped without)"
+    )
+    config.addinivalue_line(
+        "markers",
+        "backend: runs Keras code whose results depend on the backend; "
+        "tests/test_distributed.py runs these again on JAX",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    gpu_tests = [item for item in items if "gpu" in item.keywords]
+    if not gpu_tests:
+        return
+    from sktriplet.keras.devices import gpu_count
+
+    if gpu_count() == 0:
+        skip = pytest.mark.skip(reason="no GPU visible to the Keras backend")
+        for item in gpu_tests:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """400 of the digits (8x8 pixels as 64 features, scaled to [0, 1]) and
+    their labels: small enough for a fit in a second."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return X[:400] / 16.0, y[:400]
+
+
+@pytest.fixture(scope="session")
+def quick():
+    """Parameters of a fit that takes about a second: a small network, three
+    epochs, a fixed seed.  Read-only: ``{**quick, "epochs": 1}`` changes one."""
+    return MappingProxyType(dict(epochs=3, hidden_layer_sizes=(32,), random_state=0))

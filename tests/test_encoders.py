@@ -6,19 +6,10 @@ import zipfile
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
 
 from sktriplet import TripletEmbedder, load, save
 
 keras = pytest.importorskip("keras")
-
-QUICK = dict(epochs=1, random_state=0)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return (X / 16.0)[:120].astype(np.float32), y[:120]
 
 
 class Subclassed(keras.Model):
@@ -31,30 +22,30 @@ class Subclassed(keras.Model):
         return self.out(self.hidden(inputs))
 
 
-def test_sequential_without_an_input_is_accepted(digits):
+def test_sequential_without_an_input_is_accepted(digits, quick):
     X, y = digits
     encoder = keras.Sequential(
         [keras.layers.Dense(16, activation="gelu"), keras.layers.Dense(8)]
     )
-    emb = TripletEmbedder(encoder=encoder, **QUICK).fit(X, y)
+    emb = TripletEmbedder(encoder=encoder, **quick).fit(X, y)
     assert emb.transform(X).shape == (len(X), 8)
 
 
-def test_a_subclassed_model_built_by_a_callable_is_accepted(digits):
+def test_a_subclassed_model_built_by_a_callable_is_accepted(digits, quick):
     X, y = digits
-    emb = TripletEmbedder(encoder=Subclassed, **QUICK).fit(X, y)
+    emb = TripletEmbedder(encoder=Subclassed, **quick).fit(X, y)
     assert emb.transform(X).shape == (len(X), 8)
 
 
-def test_a_subclassed_model_instance_is_refused_with_what_to_do(digits):
+def test_a_subclassed_model_instance_is_refused_with_what_to_do(digits, quick):
     X, y = digits
     msg = "A subclassed keras.Model cannot be copied: pass a callable that builds"
     with pytest.raises(ValueError, match=re.escape(msg)):
-        TripletEmbedder(encoder=Subclassed(), **QUICK).fit(X, y)
+        TripletEmbedder(encoder=Subclassed(), **quick).fit(X, y)
 
 
 def test_model_saved_with_device_gpu_transforms_on_a_machine_without_one(
-    digits, tmp_path
+    digits, tmp_path, quick
 ):
     """A model trained on a GPU is saved with device="gpu"; a CPU-only machine
     must still embed with it (the image path goes through Keras)."""
@@ -64,7 +55,7 @@ def test_model_saved_with_device_gpu_transforms_on_a_machine_without_one(
         pytest.skip("this machine has a GPU")
     X, y = digits
     images = X.reshape(-1, 8, 8, 1)
-    emb = TripletEmbedder(**QUICK).fit(images, y)
+    emb = TripletEmbedder(**quick).fit(images, y)
     save(emb, tmp_path / "cpu.sktriplet")
     # The file a GPU machine writes: the same, with device="gpu" in its metadata.
     with (

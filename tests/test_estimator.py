@@ -15,14 +15,6 @@ from sklearn.neighbors import KNeighborsClassifier
 from sktriplet import TripletEmbedder
 from sktriplet.metrics import mean_average_precision_at_r
 
-QUICK = dict(epochs=3, hidden_layer_sizes=(32,), random_state=0)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return (X / 16.0)[:400], y[:400]
-
 
 def test_import_does_not_load_the_framework():
     """``import sktriplet`` stays fast: no framework, not even scikit-learn,
@@ -41,6 +33,7 @@ def test_import_does_not_load_the_framework():
     assert out.stdout.splitlines() == ["", "True False"]
 
 
+@pytest.mark.backend
 def test_toy_problem_pulls_classes_apart():
     """Two interleaved classes on a line become separable in the embedding."""
     rng = np.random.RandomState(0)
@@ -69,18 +62,20 @@ def _learns(digits, **params) -> None:
 
 
 @pytest.mark.parametrize("mining", ["semihard", "hard", "all", "random"])
+@pytest.mark.backend
 def test_every_mining_strategy_learns(digits, mining):
     _learns(digits, mining=mining)
 
 
 @pytest.mark.parametrize("distance", ["squared_euclidean", "euclidean", "cosine"])
+@pytest.mark.backend
 def test_every_distance_learns(digits, distance):
     _learns(digits, distance=distance)
 
 
-def test_fitted_attributes(digits):
+def test_fitted_attributes(digits, quick):
     X, y = digits
-    emb = TripletEmbedder(n_components=8, **QUICK).fit(X, y)
+    emb = TripletEmbedder(n_components=8, **quick).fit(X, y)
     assert emb.n_components_ == 8
     assert emb.n_features_in_ == 64
     np.testing.assert_array_equal(emb.classes_, np.arange(10))
@@ -91,21 +86,22 @@ def test_fitted_attributes(digits):
     )
 
 
-def test_normalize_gives_unit_vectors(digits):
+def test_normalize_gives_unit_vectors(digits, quick):
     X, y = digits
-    E = TripletEmbedder(**QUICK).fit(X, y).transform(X)
+    E = TripletEmbedder(**quick).fit(X, y).transform(X)
     np.testing.assert_allclose(np.linalg.norm(E, axis=1), 1.0, rtol=1e-5)
-    E = TripletEmbedder(normalize=False, **QUICK).fit(X, y).transform(X)
+    E = TripletEmbedder(normalize=False, **quick).fit(X, y).transform(X)
     assert not np.allclose(np.linalg.norm(E, axis=1), 1.0)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_transform_keeps_float_dtype(digits, dtype):
+def test_transform_keeps_float_dtype(digits, dtype, quick):
     X, y = digits
-    emb = TripletEmbedder(**QUICK).fit(X, y)
+    emb = TripletEmbedder(**quick).fit(X, y)
     assert emb.transform(X.astype(dtype)).dtype == dtype
 
 
+@pytest.mark.backend
 def test_fast_transform_matches_the_keras_model(digits):
     X, y = digits
     emb = TripletEmbedder(hidden_layer_sizes=(32, 16), epochs=2, random_state=0).fit(
@@ -148,11 +144,11 @@ def test_dense_forward_declines_batch_normalization_after_an_activation():
     assert DenseForward.from_keras(model) is None
 
 
-def test_input_noise_auto_regularises_the_default_encoder_only(digits):
+def test_input_noise_auto_regularises_the_default_encoder_only(digits, quick):
     X, y = digits
 
     def fit(**params):
-        return TripletEmbedder(**QUICK, **params).fit(X, y).transform(X)
+        return TripletEmbedder(**quick, **params).fit(X, y).transform(X)
 
     auto = fit()
     np.testing.assert_array_equal(auto, fit(input_noise=0.5))
@@ -169,21 +165,22 @@ def test_input_noise_auto_regularises_the_default_encoder_only(digits):
 
 
 def test_input_noise_is_in_units_of_each_feature_spread(digits):
+    from sktriplet.sampling import noise_scale
+
     X, _ = digits
     X = X[:, X.std(axis=0) > 0]
     scaled = X * np.logspace(-3, 3, X.shape[1])
-    emb = TripletEmbedder(input_noise=0.3)
     rows = np.arange(len(X))
     np.testing.assert_allclose(
-        emb._noise_scale(scaled, rows) / emb._noise_scale(X, rows),
+        noise_scale(scaled, rows, 0.3) / noise_scale(X, rows, 0.3),
         np.logspace(-3, 3, X.shape[1]),
         rtol=1e-4,
     )
-    np.testing.assert_allclose(emb._noise_scale(X, rows), 0.3 * X.std(axis=0), 1e-5)
-    assert TripletEmbedder(input_noise=0)._noise_scale(X, rows) is None
+    np.testing.assert_allclose(noise_scale(X, rows, 0.3), 0.3 * X.std(axis=0), 1e-5)
+    assert noise_scale(X, rows, 0) is None
 
 
-def test_same_random_state_is_bit_identical_across_processes(digits, tmp_path):
+def test_same_random_state_is_bit_identical_across_processes(digits, tmp_path, quick):
     X, y = digits
     np.save(tmp_path / "X.npy", X)
     np.save(tmp_path / "y.npy", y)
@@ -201,35 +198,36 @@ def test_same_random_state_is_bit_identical_across_processes(digits, tmp_path):
         """
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-    here = TripletEmbedder(device="cpu", **QUICK).fit(X, y).transform(X)
+    here = TripletEmbedder(device="cpu", **quick).fit(X, y).transform(X)
     np.testing.assert_array_equal(np.load(tmp_path / "E.npy"), here)
 
 
-def test_different_random_states_differ(digits):
+@pytest.mark.backend
+def test_different_random_states_differ(digits, quick):
     X, y = digits
-    a = TripletEmbedder(**QUICK).fit(X, y).transform(X)
-    b = TripletEmbedder(**{**QUICK, "random_state": 1}).fit(X, y).transform(X)
+    a = TripletEmbedder(**quick).fit(X, y).transform(X)
+    b = TripletEmbedder(**{**quick, "random_state": 1}).fit(X, y).transform(X)
     assert not np.allclose(a, b)
 
 
-def test_string_labels(digits):
+def test_string_labels(digits, quick):
     X, y = digits
     names = np.array(
         ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     )
-    emb = TripletEmbedder(**QUICK).fit(X, names[y])
+    emb = TripletEmbedder(**quick).fit(X, names[y])
     np.testing.assert_array_equal(emb.classes_, np.sort(names))
-    E_int = TripletEmbedder(**QUICK).fit(X, y).transform(X)
+    E_int = TripletEmbedder(**quick).fit(X, y).transform(X)
     assert emb.transform(X).shape == E_int.shape
     # MAP@R depends on which rows share a label, not on the labels' names.
     assert emb.score(X, names[y]) == emb.score(X, y)
 
 
-def test_pandas_keeps_feature_names_and_set_output(digits):
+def test_pandas_keeps_feature_names_and_set_output(digits, quick):
     pd = pytest.importorskip("pandas")
     X, y = digits
     df = pd.DataFrame(X, columns=[f"pixel_{i}" for i in range(64)])
-    emb = TripletEmbedder(n_components=4, **QUICK).fit(df, y)
+    emb = TripletEmbedder(n_components=4, **quick).fit(df, y)
     np.testing.assert_array_equal(emb.feature_names_in_, df.columns)
     names = emb.get_feature_names_out()
     assert names.tolist() == [f"tripletembedder{i}" for i in range(4)]
@@ -237,19 +235,19 @@ def test_pandas_keeps_feature_names_and_set_output(digits):
     assert isinstance(out, pd.DataFrame) and out.columns.tolist() == names.tolist()
 
 
-def test_clone_gives_an_unfitted_copy_with_the_same_params(digits):
+def test_clone_gives_an_unfitted_copy_with_the_same_params(digits, quick):
     X, y = digits
-    emb = TripletEmbedder(margin=0.2, mining="hard", **QUICK).fit(X, y)
+    emb = TripletEmbedder(margin=0.2, mining="hard", **quick).fit(X, y)
     copy = clone(emb)
     assert copy.get_params() == emb.get_params()
     with pytest.raises(NotFittedError):
         copy.transform(X)
 
 
-def test_score_does_not_depend_on_margin(digits):
+def test_score_does_not_depend_on_margin(digits, quick):
     """score is MAP@R of the embedding, the same function of it for every margin."""
     X, y = digits
-    emb = TripletEmbedder(**QUICK).fit(X, y)
+    emb = TripletEmbedder(**quick).fit(X, y)
     before = emb.score(X, y)
     emb.margin = 5.0  # changes training only, not how an embedding is scored
     assert emb.score(X, y) == before
@@ -261,35 +259,35 @@ def test_transform_before_fit_raises(digits):
         TripletEmbedder().transform(digits[0])
 
 
-def test_single_class_raises(digits):
+def test_single_class_raises(digits, quick):
     X, _ = digits
     with pytest.raises(ValueError, match="at least two classes"):
-        TripletEmbedder(**QUICK).fit(X[:20], np.zeros(20))
+        TripletEmbedder(**quick).fit(X[:20], np.zeros(20))
 
 
-def test_no_positive_pair_raises(digits):
+def test_no_positive_pair_raises(digits, quick):
     X, _ = digits
     with pytest.raises(ValueError, match="at least one class with two or more samples"):
-        TripletEmbedder(**QUICK).fit(X[:10], np.arange(10))
+        TripletEmbedder(**quick).fit(X[:10], np.arange(10))
 
 
-def test_singleton_classes_serve_as_negatives_with_a_warning(digits):
+def test_singleton_classes_serve_as_negatives_with_a_warning(digits, quick):
     X, y = digits
     y = y.copy()
     y[:30] = np.arange(100, 130)  # 30 classes of one sample each
     with pytest.warns(
         UserWarning, match="30 of the 40 classes in y have a single sample"
     ):
-        emb = TripletEmbedder(**QUICK).fit(X, y)
+        emb = TripletEmbedder(**quick).fit(X, y)
     assert emb.transform(X).shape == (400, 32)
 
 
 @pytest.mark.parametrize("method", ["fit", "partial_fit", "search"])
-def test_warnings_point_at_the_users_line(digits, method):
+def test_warnings_point_at_the_users_line(digits, method, quick):
     X, y = digits
     y = y.copy()
     y[:30] = np.arange(100, 130)
-    emb = TripletEmbedder(**QUICK)
+    emb = TripletEmbedder(**quick)
     with pytest.warns(UserWarning, match="have a single sample") as caught:
         if method == "search":  # through scikit-learn's and joblib's frames
             from sklearn.model_selection import GridSearchCV
@@ -301,11 +299,11 @@ def test_warnings_point_at_the_users_line(digits, method):
     assert {w.filename for w in ours} == {__file__}
 
 
-def test_batch_larger_than_data_raises(digits):
+def test_batch_larger_than_data_raises(digits, quick):
     X, y = digits
     msg = "batch_size=512 is larger than the 400 samples given"
     with pytest.raises(ValueError, match=re.escape(msg)):
-        TripletEmbedder(batch_size=512, **QUICK).fit(X, y)
+        TripletEmbedder(batch_size=512, **quick).fit(X, y)
 
 
 @pytest.mark.parametrize(
@@ -338,9 +336,10 @@ def test_invalid_hidden_layer_sizes(digits):
         TripletEmbedder(hidden_layer_sizes=(16, 0)).fit(X, y)
 
 
-def test_failed_fit_keeps_the_earlier_fitted_state(digits):
+@pytest.mark.backend
+def test_failed_fit_keeps_the_earlier_fitted_state(digits, quick):
     X, y = digits
-    emb = TripletEmbedder(**QUICK).fit(X, y)
+    emb = TripletEmbedder(**quick).fit(X, y)
     before = emb.transform(X)
     with pytest.raises(ValueError):
         emb.fit(X[:, :10], np.zeros(len(X)))  # single class: fails after validation
@@ -356,6 +355,7 @@ def _small_encoder(n_out=8, n_in=64):
     return keras.Model(inputs, keras.layers.Dense(n_out)(h))
 
 
+@pytest.mark.backend
 def test_custom_encoder_is_copied_never_trained_in_place(digits):
     X, y = digits
     encoder = _small_encoder()
@@ -409,13 +409,14 @@ def test_encoder_must_output_one_vector_per_sample(digits):
         TripletEmbedder(encoder=keras.Model(inputs, per_pixel), epochs=1).fit(X, y)
 
 
-def test_integer_input_is_read_as_float32_without_a_whole_copy(digits):
+@pytest.mark.backend
+def test_integer_input_is_read_as_float32_without_a_whole_copy(digits, quick):
     """uint8 data (pixels, say) trains and embeds as the same values in float32:
     the array is cast chunk by chunk, so a memmap of it is never copied whole."""
     X, y = load_digits(return_X_y=True)
     pixels = X[:200].astype(np.uint8)
-    as_uint8 = TripletEmbedder(**QUICK).fit(pixels, y[:200])
-    as_float = TripletEmbedder(**QUICK).fit(pixels.astype(np.float32), y[:200])
+    as_uint8 = TripletEmbedder(**quick).fit(pixels, y[:200])
+    as_float = TripletEmbedder(**quick).fit(pixels.astype(np.float32), y[:200])
     E = as_uint8.transform(pixels)
     assert E.dtype == np.float32
     np.testing.assert_array_equal(E, as_float.transform(pixels.astype(np.float32)))

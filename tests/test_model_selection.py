@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
@@ -11,22 +10,14 @@ from sklearn.preprocessing import StandardScaler
 
 from sktriplet import TripletEmbedder
 
-QUICK = dict(epochs=3, hidden_layer_sizes=(32,), random_state=0)
 
-
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return X[:300], y[:300]
-
-
-def test_pipeline_into_a_classifier(digits):
+def test_pipeline_into_a_classifier(digits, quick):
     """Held out, the classifier on the learned embedding beats the same
     pipeline whose network is left untrained (learning rate 1e-12)."""
     X, y = digits
     trained = make_pipeline(
         StandardScaler(),
-        TripletEmbedder(**{**QUICK, "epochs": 30}),
+        TripletEmbedder(**{**quick, "epochs": 30}),
         KNeighborsClassifier(n_neighbors=1),
     )
     untrained = clone(trained).set_params(tripletembedder__learning_rate=1e-12)
@@ -36,10 +27,10 @@ def test_pipeline_into_a_classifier(digits):
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
-def test_grid_search_over_margin_picks_by_score(digits, n_jobs):
+def test_grid_search_over_margin_picks_by_score(digits, n_jobs, quick):
     X, y = digits
     search = GridSearchCV(
-        make_pipeline(StandardScaler(), TripletEmbedder(**QUICK)),
+        make_pipeline(StandardScaler(), TripletEmbedder(**quick)),
         {"tripletembedder__margin": [0.1, 0.5, 1.0]},
         cv=3,
         n_jobs=n_jobs,
@@ -56,11 +47,11 @@ def test_grid_search_over_margin_picks_by_score(digits, n_jobs):
     )
 
 
-def test_grid_search_is_the_same_with_one_or_two_jobs(digits):
+def test_grid_search_is_the_same_with_one_or_two_jobs(digits, quick):
     X, y = digits
     results = [
         cross_val_score(
-            make_pipeline(StandardScaler(), TripletEmbedder(**QUICK)),
+            make_pipeline(StandardScaler(), TripletEmbedder(**quick)),
             X,
             y,
             cv=2,

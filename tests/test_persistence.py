@@ -17,14 +17,6 @@ from sktriplet.persistence import FORMAT_VERSION
 
 keras = pytest.importorskip("keras")
 
-QUICK = dict(epochs=2, hidden_layer_sizes=(16,), random_state=0)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return (X / 16.0)[:200], y[:200]
-
 
 def _encoder():
     inputs = keras.Input((64,))
@@ -39,9 +31,9 @@ def test_unfitted_estimator_cannot_be_saved(tmp_path):
         save(TripletEmbedder(), tmp_path / "m.sktriplet")
 
 
-def test_damaged_file_gets_a_clear_error(digits, tmp_path):
+def test_damaged_file_gets_a_clear_error(digits, tmp_path, quick):
     X, y = digits
-    save(TripletEmbedder(**QUICK).fit(X, y), tmp_path / "m.sktriplet")
+    save(TripletEmbedder(**quick).fit(X, y), tmp_path / "m.sktriplet")
     data = (tmp_path / "m.sktriplet").read_bytes()
     (tmp_path / "cut.sktriplet").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="is not a readable sktriplet model file"):
@@ -65,9 +57,9 @@ def _rewrite_metadata(src, dst, change):
             zout.writestr(item, data)
 
 
-def test_newer_format_version_gets_a_clear_error(digits, tmp_path):
+def test_newer_format_version_gets_a_clear_error(digits, tmp_path, quick):
     X, y = digits
-    save(TripletEmbedder(**QUICK).fit(X, y), tmp_path / "m.sktriplet")
+    save(TripletEmbedder(**quick).fit(X, y), tmp_path / "m.sktriplet")
     _rewrite_metadata(
         tmp_path / "m.sktriplet",
         tmp_path / "new.sktriplet",
@@ -78,12 +70,12 @@ def test_newer_format_version_gets_a_clear_error(digits, tmp_path):
         load(tmp_path / "new.sktriplet")
 
 
-def test_code_in_a_model_file_is_refused(digits, tmp_path):
+def test_code_in_a_model_file_is_refused(digits, tmp_path, quick):
     """A Lambda layer would run code on load: safe mode refuses it."""
     X, y = digits
     inputs = keras.Input((64,))
     out = keras.layers.Lambda(lambda t: t * 2.0)(keras.layers.Dense(4)(inputs))
-    emb = TripletEmbedder(encoder=keras.Model(inputs, out), **QUICK).fit(X, y)
+    emb = TripletEmbedder(encoder=keras.Model(inputs, out), **quick).fit(X, y)
     with pytest.warns(UserWarning, match="this file will not load"):
         save(emb, tmp_path / "m.sktriplet")
     with pytest.raises(ValueError, match="could not be loaded safely"):
@@ -99,25 +91,25 @@ def test_loaded_image_model_checks_the_sample_shape(tmp_path):
         load(tmp_path / "m.sktriplet").transform(np.zeros((2, 8, 9, 1)))
 
 
-def test_runtime_objects_in_params_are_not_stored(digits, tmp_path):
+def test_runtime_objects_in_params_are_not_stored(digits, tmp_path, quick):
     """A strategy, like callbacks, is a runtime object: saved as None, not an error."""
     tf = pytest.importorskip("tensorflow")
     X, y = digits
     strategy = tf.distribute.get_strategy()  # the default strategy, one device
-    emb = TripletEmbedder(strategy=strategy, **QUICK).fit(X, y)
+    emb = TripletEmbedder(strategy=strategy, **quick).fit(X, y)
     save(emb, tmp_path / "m.sktriplet")
     restored = load(tmp_path / "m.sktriplet")
     assert restored.strategy is None and restored.callbacks is None
     np.testing.assert_array_equal(restored.transform(X), emb.transform(X))
 
 
-def test_pickling_with_a_strategy_names_the_way_out(digits):
+def test_pickling_with_a_strategy_names_the_way_out(digits, quick):
     """A strategy holds this process's devices: pickling says what to do."""
     import pickle
 
     tf = pytest.importorskip("tensorflow")
     X, y = digits
-    emb = TripletEmbedder(strategy=tf.distribute.get_strategy(), **QUICK).fit(X, y)
+    emb = TripletEmbedder(strategy=tf.distribute.get_strategy(), **quick).fit(X, y)
     with pytest.raises(TypeError, match=re.escape("set_params(strategy=None)")):
         pickle.dumps(emb)
     restored = pickle.loads(pickle.dumps(emb.set_params(strategy=None)))

@@ -18,15 +18,22 @@ from roundtrip import CROSS_BACKEND_FORMATS, FORMATS, KINDS, TENSORFLOW_ONLY
 SCRIPT = Path(__file__).with_name("roundtrip.py")
 
 
-def _run(command: str, folder: Path, backend: str) -> None:
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    out = subprocess.run(
-        [sys.executable, str(SCRIPT), command, str(folder)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert out.returncode == 0, f"{command} on {backend}:\n{out.stderr[-3000:]}"
+def _run(command: str, folder: Path, backends: list[str]) -> None:
+    """``command`` in a fresh interpreter per backend, side by side (each
+    writes its own files): most of their time is spent importing."""
+    running = {
+        backend: subprocess.Popen(
+            [sys.executable, str(SCRIPT), command, str(folder)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3"),
+        )
+        for backend in backends
+    }
+    for backend, process in running.items():
+        _, stderr = process.communicate()
+        assert process.returncode == 0, f"{command} on {backend}:\n{stderr[-3000:]}"
 
 
 def _backends() -> list[str]:
@@ -44,10 +51,8 @@ def _backends() -> list[str]:
 def folder(tmp_path_factory):
     """Models saved by one interpreter per backend, loaded by another per backend."""
     folder = tmp_path_factory.mktemp("round_trips")
-    for backend in _backends():
-        _run("save", folder, backend)
-    for backend in _backends():
-        _run("load", folder, backend)
+    _run("save", folder, _backends())
+    _run("load", folder, _backends())
     return folder
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sktriplet.sampling import ClassBalancedSampler
+from sktriplet.sampling import ClassBalancedSampler, validation_split
 
 
 def _sampler(y, batch_size=32, k=4, seed=0):
@@ -65,3 +65,20 @@ def test_same_seed_same_batches():
     y = np.repeat(np.arange(10), 7)
     np.testing.assert_array_equal(_sampler(y).epoch(), _sampler(y).epoch())
     assert not np.array_equal(_sampler(y).epoch(), _sampler(y, seed=1).epoch())
+
+
+@pytest.mark.parametrize("strategy", ["stratified", "class_disjoint"])
+def test_validation_set_is_capped_and_stratified_rest_goes_back(strategy):
+    """MAP@R costs the square of the validation size: at most 5000 are scored."""
+    y = np.arange(80_000) % 100
+    train, val = validation_split(y, 0.1, strategy, np.random.RandomState(0))
+    capped_train, capped_val = validation_split(
+        y, 0.1, strategy, np.random.RandomState(0), max_samples=5000
+    )
+    assert len(val) > 5000
+    assert len(capped_val) == 5000 and set(capped_val) <= set(val)
+    assert not set(capped_train) & set(capped_val)
+    if strategy == "stratified":
+        assert len(capped_train) + len(capped_val) == len(y)
+    else:  # held-out classes are never trained on
+        np.testing.assert_array_equal(capped_train, train)

@@ -15,7 +15,6 @@ from sklearn.exceptions import NotFittedError
 
 from sktriplet import TripletEmbedder
 
-QUICK = dict(epochs=1, hidden_layer_sizes=(8,), random_state=0)
 RNG = np.random.RandomState(0)
 X = RNG.normal(size=(60, 5))
 Y = np.arange(60) % 3
@@ -83,10 +82,10 @@ FIT_CASES = {
 
 
 @pytest.mark.parametrize("case", FIT_CASES, ids=list(FIT_CASES))
-def test_bad_training_data(case):
+def test_bad_training_data(case, quick):
     X_bad, y_bad, error, message = FIT_CASES[case]
     with pytest.raises(error, match=re.escape(message)):
-        TripletEmbedder(**QUICK).fit(X_bad, y_bad)
+        TripletEmbedder(**quick).fit(X_bad, y_bad)
 
 
 PARAM_CASES = {
@@ -116,27 +115,27 @@ PARAM_CASES = {
 
 
 @pytest.mark.parametrize("case", PARAM_CASES, ids=list(PARAM_CASES))
-def test_invalid_parameter(case):
+def test_invalid_parameter(case, quick):
     params, name = PARAM_CASES[case]
     with pytest.raises(ValueError, match=f"The '{name}' parameter of TripletEmbedder"):
-        TripletEmbedder(**{**QUICK, **params}).fit(X, Y)
+        TripletEmbedder(**{**quick, **params}).fit(X, Y)
 
 
-def test_embedding_of_size_one_with_normalize_warns():
+def test_embedding_of_size_one_with_normalize_warns(quick):
     with pytest.warns(UserWarning, match="embedding of size 1 with normalize=True"):
-        TripletEmbedder(n_components=1, **QUICK).fit(X, Y)
+        TripletEmbedder(n_components=1, **quick).fit(X, Y)
 
 
-def test_batch_larger_than_the_data():
+def test_batch_larger_than_the_data(quick):
     with pytest.raises(
         ValueError, match=re.escape("batch_size=100 is larger than the 60")
     ):
-        TripletEmbedder(batch_size=100, **QUICK).fit(X, Y)
+        TripletEmbedder(batch_size=100, **quick).fit(X, Y)
 
 
 @pytest.fixture(scope="module")
-def fitted():
-    return TripletEmbedder(**QUICK).fit(X, Y)
+def fitted(quick):
+    return TripletEmbedder(**quick).fit(X, Y)
 
 
 def test_transform_with_the_wrong_number_of_features(fitted):
@@ -159,9 +158,9 @@ def test_transform_rejects_nan(fitted):
         fitted.transform(_with(X, (1, 1), np.nan))
 
 
-def test_validation_set_too_small_for_early_stopping():
+def test_validation_set_too_small_for_early_stopping(quick):
     with pytest.raises(ValueError, match="early_stopping needs a validation set"):
-        TripletEmbedder(early_stopping=True, validation_fraction=0.01, **QUICK).fit(
+        TripletEmbedder(early_stopping=True, validation_fraction=0.01, **quick).fit(
             X, Y
         )
 
@@ -176,12 +175,12 @@ finite = st.floats(-1e3, 1e3, allow_nan=False, width=32)
     ),
     st.data(),
 )
-def test_any_labelled_finite_data_fits_or_gets_a_value_error(X_any, data):
+def test_any_labelled_finite_data_fits_or_gets_a_value_error(quick, X_any, data):
     """Random data either trains to a finite embedding or fails with a clear error."""
     y_any = np.asarray(
         data.draw(st.lists(st.integers(0, 3), min_size=len(X_any), max_size=len(X_any)))
     )
-    emb = TripletEmbedder(n_components=2, **QUICK)
+    emb = TripletEmbedder(n_components=2, **quick)
     try:
         emb.fit(X_any, y_any)
     except ValueError as exc:

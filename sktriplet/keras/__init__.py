@@ -4,8 +4,15 @@ Importing this subpackage imports Keras (and its backend); ``import sktriplet``
 does not.
 """
 
-from .losses import TripletLoss, mine_triplets, pairwise_distances, triplet_loss
-from .models import SiameseModel, build_conv_encoder, build_mlp_encoder, copy_encoder
+from .encoders import build_conv_encoder, build_mlp_encoder, copy_encoder
+from .losses import (
+    TripletLoss,
+    distance_matrix,
+    triplet_hinge_totals,
+    triplet_loss,
+    triplet_slots,
+)
+from .models import SiameseModel
 
 __all__ = [
     "SiameseModel",
@@ -13,7 +20,8 @@ __all__ = [
     "build_conv_encoder",
     "build_mlp_encoder",
     "copy_encoder",
-    "mine_triplets",
-    "pairwise_distances",
+    "distance_matrix",
+    "triplet_hinge_totals",
     "triplet_loss",
+    "triplet_slots",
 ]

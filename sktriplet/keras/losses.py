@@ -5,17 +5,25 @@ the chosen mining strategy selects in the batch.  Every function here works on a
 Keras backend, with mixed precision (the loss is computed in float32) and under
 ``tf.distribute`` (the caller scales the loss per replica).
 
-Memory per batch grows with ``batch**2``: ``"all"`` and ``"semihard"`` never form the
-``(batch, batch, batch)`` tensor of every triplet.  When the caller knows that no
-anchor has more than ``max_positives`` positives in a batch (a class-balanced batch
-of ``K`` rows per class has ``K - 1``), or pairs each anchor with at most that many
-of its positives, both work on the ``(batch, max_positives, batch)`` tensor of each
-anchor's positives against every row, with no sort: this is the fast path the
-estimator takes.  Otherwise both reduce to counting, for every
-anchor-positive pair, the negatives that lie nearer than some threshold, which one
-sort of each anchor's distances answers (see :func:`_merge_sorted`).
+One implementation per miner, each held to its numpy reference in
+:mod:`sktriplet.mining` by the tests:
 
-The numpy reference of each miner is :mod:`sktriplet.mining`.
+- ``"random"``, ``"hard"`` and ``"semihard"`` fill fixed-size triplet slots
+  (:func:`triplet_slots`), one per anchor or per anchor-positive pair, with a
+  mask of the valid ones; the loss gathers their distances.
+- ``"all"`` never lists its ``O(batch**3)`` triplets: for every anchor-positive
+  pair, the negatives nearer than ``d(a, p) + margin`` and the sum of their
+  distances come from one sort of the anchor's distances (:func:`_merge_sorted`),
+  in ``O(batch**2)`` memory.
+
+``"semihard"`` works on the ``(batch, max_positives, batch)`` tensor of each
+anchor's positives against every row: with a class-balanced batch and a bound
+on the positives per anchor, as the estimator sets, its cost stays linear in
+the positives however few classes share the batch.
+
+:func:`triplet_hinge_totals` is what the training step
+(:class:`~sktriplet.keras.SiameseModel`) computes; :func:`triplet_loss` and the
+Keras loss :class:`TripletLoss` are its mean.
 """
 
 from __future__ import annotations
@@ -25,10 +33,16 @@ from keras import ops
 
 from ..mining import DISTANCES, MINING_STRATEGIES
 
-__all__ = ["TripletLoss", "mine_triplets", "pairwise_distances", "triplet_loss"]
+__all__ = [
+    "TripletLoss",
+    "distance_matrix",
+    "triplet_hinge_totals",
+    "triplet_loss",
+    "triplet_slots",
+]
 
 
-def pairwise_distances(embeddings, distance: str = "squared_euclidean"):
+def distance_matrix(embeddings, distance: str = "squared_euclidean"):
     """Distances between all rows of ``embeddings``, shape ``(batch, batch)``.
 
     Computed in float32 whatever the compute dtype.  The euclidean distance has a
@@ -66,8 +80,7 @@ def _merge_sorted(values, thresholds):
     """Sort each row of ``values`` together with the same row of ``thresholds``.
 
     One sort answers, for every threshold, how many values lie below it and
-    which they are; this is how ``"semihard"`` and ``"all"`` stay in O(n**2)
-    memory.
+    which they are; this is how ``"all"`` stays in O(n**2) memory.
 
     Returns
     -------
@@ -94,8 +107,10 @@ def _negatives_masked(distances, negative, margin=0.0):
     return ops.where(negative, distances, far)
 
 
-def mine_triplets(labels, distances, mining: str = "semihard", seed=None):
-    """Indices of the triplets that ``mining`` selects in a batch.
+def triplet_slots(
+    labels, distances, mining: str = "semihard", seed=None, max_positives=None
+):
+    """The triplets that ``mining`` selects in a batch, as fixed-size slots.
 
     Parameters
     ----------
@@ -104,24 +119,28 @@ def mine_triplets(labels, distances, mining: str = "semihard", seed=None):
         Pairwise distances of the batch's embeddings.
     mining : {"random", "hard", "semihard"}
         ``"all"`` selects ``O(batch**3)`` triplets, which are never listed: see
-        :func:`triplet_loss`.
+        :func:`triplet_hinge_totals`.
     seed : int or keras.random.SeedGenerator, optional
         Randomness for ``"random"``.
+    max_positives : int, optional
+        For ``"semihard"``: the most positives each anchor is paired with, those
+        that follow it in the batch, wrapping around
+        (:func:`sktriplet.mining.following_positives`).  None pairs every one.
 
     Returns
     -------
     anchor_idx, positive_idx, negative_idx : int tensors of equal length
-        ``batch`` triplets for ``"random"`` and ``"hard"`` (one per anchor),
-        ``batch**2`` for ``"semihard"`` (one per anchor-positive pair).
+        ``batch`` slots for ``"random"`` and ``"hard"`` (one per anchor),
+        ``batch * max_positives`` for ``"semihard"`` (one per anchor and
+        positive).
     valid : bool tensor of the same length
-        Whether each slot is a real triplet (an anchor without a positive or a
-        negative in the batch, or a pair that is no positive pair, is not).
+        Whether each slot holds a real triplet (an anchor without a positive or
+        a negative in the batch, or padding, does not).
     """
     distances = ops.stop_gradient(distances)
     positive, negative = _pair_masks(labels)
     has_both = ops.logical_and(ops.any(positive, axis=1), ops.any(negative, axis=1))
-    n = ops.shape(distances)[0]
-    anchors = ops.arange(n)
+    anchors = ops.arange(ops.shape(distances)[0])
     if mining == "random":
         # The argmax of uniform noise over a mask is a uniform pick from it.
         noise_p = keras.random.uniform(ops.shape(distances), seed=seed)
@@ -135,32 +154,10 @@ def mine_triplets(labels, distances, mining: str = "semihard", seed=None):
         hardest_n = ops.argmin(ops.where(negative, distances, far), axis=1)
         return anchors, hardest_p, hardest_n, has_both
     if mining == "semihard":
-        # Sorted together with each anchor's negatives, every positive distance
-        # is followed by the semi-hard negative; when none is farther, the last
-        # negative is the least hard of the hard ones.
-        masked = _negatives_masked(distances, negative)
-        _, order, is_value, values_before = _merge_sorted(masked, distances)
-        rows = ops.repeat(anchors[:, None], 2 * n, axis=1)
-        # The anchor's negatives by rank: sorted_negatives[a, r] is the column
-        # of its r-th nearest (threshold entries land in a spare column n).
-        rank_col = ops.where(is_value, values_before, n)
-        sorted_negatives = ops.scatter(
-            ops.reshape(ops.stack([rows, rank_col], axis=-1), (-1, 2)),
-            ops.reshape(ops.where(is_value, order, 0), (-1,)),
-            (n, n + 1),
-        )[:, :n]
-        n_negatives = ops.sum(ops.cast(negative, "int32"), axis=1, keepdims=True)
-        slot = ops.minimum(values_before, ops.maximum(n_negatives - 1, 0))
-        chosen = ops.take_along_axis(sorted_negatives, slot, axis=1)
-        p = ops.where(is_value, 0, order - n)
-        is_positive = ops.take_along_axis(positive, p, axis=1)
-        valid = ops.logical_and(
-            ops.logical_and(ops.logical_not(is_value), is_positive), has_both[:, None]
-        )
-        flat = lambda t: ops.reshape(t, (-1,))  # noqa: E731
-        return flat(rows), flat(p), flat(chosen), flat(valid)
+        return _semihard_slots(distances, positive, negative, max_positives)
     raise ValueError(
-        f"mining must be one of {MINING_STRATEGIES}. Received: mining={mining!r}"
+        f"mining must be one of {[m for m in MINING_STRATEGIES if m != 'all']} "
+        f"for triplet slots. Received: mining={mining!r}"
     )
 
 
@@ -195,49 +192,34 @@ def _first_argmin(values):
     return ops.min(ops.where(values == smallest, index, size), axis=-1)
 
 
-def _per_positive_hinge(labels, distances, margin, mining, max_positives):
-    """Hinge sum and counts of ``"semihard"`` or ``"all"`` over each anchor's
-    ``max_positives`` positives, on a ``(batch, max_positives, batch)`` tensor.
+def _semihard_slots(distances, positive, negative, max_positives):
+    """Per anchor and each of its ``max_positives`` positives, the nearest
+    negative farther than the positive; when none is farther, the farthest
+    negative (the least hard of the hard ones).
+
+    Works on the ``(batch, max_positives, batch)`` tensor of positives against
+    rows.  The choice is made on indices, so that the loss gathers the
+    distances and its gradient never depends on comparing recomputed floats
+    (XLA may round a fused recomputation differently).
     """
-    positive, negative = _pair_masks(labels)
+    n = ops.shape(distances)[0]
+    if max_positives is None:
+        max_positives = max(n - 1, 1) if isinstance(n, int) else ops.maximum(n - 1, 1)
     columns, is_positive = _positive_columns(positive, max_positives)
     ap = ops.take_along_axis(distances, columns, axis=1)  # (batch, max_positives)
-    neg = negative[:, None, :]
-    if mining == "all":
-        pairs = ops.logical_and(is_positive[:, :, None], neg)
-        hinges = ops.relu(ap[:, :, None] - distances[:, None, :] + margin)
-        violation = ops.where(pairs, hinges, 0.0)
-        n_pos = ops.sum(ops.cast(is_positive, "float32"), axis=1)
-        n_neg = ops.sum(ops.cast(negative, "float32"), axis=1)
-        return (
-            ops.sum(violation),
-            ops.sum(ops.cast(violation > 0, "float32")),
-            ops.sum(n_pos * n_neg),
-        )
-    # Semi-hard: the nearest negative farther than the positive; when none is
-    # farther, the farthest negative (the least hard of the hard ones).  The
-    # choice is made on indices and the distance gathered, so that the gradient
-    # never depends on comparing recomputed floats (XLA may round a fused
-    # recomputation differently).
-    chosen_from = ops.stop_gradient(distances)
     farther = ops.logical_and(
-        neg, chosen_from[:, None, :] > ops.stop_gradient(ap)[:, :, None]
+        negative[:, None, :], distances[:, None, :] > ap[:, :, None]
     )
-    beyond = ops.max(chosen_from) + 1.0
-    nearest_farther = _first_argmin(ops.where(farther, chosen_from[:, None, :], beyond))
-    farthest = ops.argmax(ops.where(negative, chosen_from, -1.0), axis=1)
+    beyond = ops.max(distances) + 1.0
+    nearest_farther = _first_argmin(ops.where(farther, distances[:, None, :], beyond))
+    farthest = ops.argmax(ops.where(negative, distances, -1.0), axis=1)
     negative_columns = ops.where(
         ops.any(farther, axis=2), nearest_farther, farthest[:, None]
     )
-    chosen = ops.take_along_axis(distances, negative_columns, axis=1)
-    has_negative = ops.any(negative, axis=1)
-    valid = ops.logical_and(is_positive, has_negative[:, None])
-    hinge = ops.where(valid, ops.relu(ap - chosen + margin), 0.0)
-    return (
-        ops.sum(hinge),
-        ops.sum(ops.cast(hinge > 0, "float32")),
-        ops.sum(ops.cast(valid, "float32")),
-    )
+    valid = ops.logical_and(is_positive, ops.any(negative, axis=1)[:, None])
+    anchors = ops.broadcast_to(ops.arange(n)[:, None], ops.shape(columns))
+    flat = lambda t: ops.reshape(t, (-1,))  # noqa: E731
+    return flat(anchors), flat(columns), flat(negative_columns), flat(valid)
 
 
 def _all_triplets_hinge(labels, distances, margin):
@@ -267,6 +249,37 @@ def _all_triplets_hinge(labels, distances, margin):
     return hinge_sum, ops.sum(ops.cast(n_active, "float32")), n_triplets
 
 
+def triplet_hinge_totals(
+    labels, distances, margin, mining: str, seed=None, max_positives=None
+):
+    """The hinge ``max(d(a, p) - d(a, n) + margin, 0)`` over the triplets that
+    ``mining`` selects in a batch of pairwise ``distances`` (see
+    :func:`distance_matrix`): its sum, the number of triplets where it is
+    positive (active), and the number of triplets, each a float32 scalar.
+
+    The training step divides the first two by the third: the loss and the
+    fraction of active triplets.  Other arguments as :func:`triplet_loss`.
+    """
+    if mining == "all":
+        if max_positives is not None:
+            raise ValueError(
+                "max_positives bounds the positives of mining='semihard'; "
+                f"mining='all' pairs every one. Received: max_positives={max_positives}"
+            )
+        return _all_triplets_hinge(labels, distances, margin)
+    a, p, n, valid = triplet_slots(labels, distances, mining, seed, max_positives)
+    flat = ops.reshape(distances, (-1,))
+    size = ops.shape(distances)[0]
+    ap_dist = ops.take(flat, a * size + p)
+    an_dist = ops.take(flat, a * size + n)
+    hinge = ops.where(valid, ops.relu(ap_dist - an_dist + margin), 0.0)
+    return (
+        ops.sum(hinge),
+        ops.sum(ops.cast(hinge > 0, "float32")),
+        ops.sum(ops.cast(valid, "float32")),
+    )
+
+
 def triplet_loss(
     labels,
     embeddings,
@@ -291,54 +304,38 @@ def triplet_loss(
     seed : int or keras.random.SeedGenerator, optional
         Randomness for ``mining="random"``.
     max_positives : int, optional
-        The most positives of each anchor that ``"semihard"`` and ``"all"`` pair
-        with it: an anchor with more keeps the ones that follow it in the batch,
-        wrapping around (:func:`sktriplet.mining.following_positives`).  With it,
-        both take a sort-free path several times faster, whose cost grows with
-        ``max_positives``; ``K - 1`` for ``K`` rows per class leaves none out.
+        For ``"semihard"``: the most positives each anchor is paired with, those
+        that follow it in the batch (see :func:`triplet_slots`).  Its cost grows
+        with ``batch * max_positives * batch``; None pairs every positive.
 
     Returns
     -------
     loss : float32 scalar tensor
         The mean hinge over the selected triplets; 0 when the batch holds none.
-    active_fraction : float32 scalar tensor
-        The fraction of selected triplets that still violate the margin.
     """
-    distances = pairwise_distances(embeddings, distance)
-    if max_positives is not None and mining in ("all", "semihard"):
-        hinge_sum, n_active, n_triplets = _per_positive_hinge(
-            labels, distances, margin, mining, max_positives
-        )
-    elif mining == "all":
-        hinge_sum, n_active, n_triplets = _all_triplets_hinge(labels, distances, margin)
-    else:
-        a, p, n, valid = mine_triplets(labels, distances, mining, seed)
-        flat = ops.reshape(distances, (-1,))
-        size = ops.shape(distances)[0]
-        ap_dist = ops.take(flat, a * size + p)
-        an_dist = ops.take(flat, a * size + n)
-        hinge = ops.where(valid, ops.relu(ap_dist - an_dist + margin), 0.0)
-        hinge_sum = ops.sum(hinge)
-        n_active = ops.sum(ops.cast(hinge > 0, "float32"))
-        n_triplets = ops.sum(ops.cast(valid, "float32"))
-    n_triplets = ops.maximum(n_triplets, 1.0)
-    return hinge_sum / n_triplets, n_active / n_triplets
+    distances = distance_matrix(embeddings, distance)
+    hinge_sum, _, n_triplets = triplet_hinge_totals(
+        labels, distances, margin, mining, seed, max_positives
+    )
+    return hinge_sum / ops.maximum(n_triplets, 1.0)
 
 
 @keras.saving.register_keras_serializable(package="sktriplet")
 class TripletLoss(keras.losses.Loss):
     """Triplet margin loss with in-batch mining, as a Keras loss.
 
-    ``y_true`` holds the integer labels of the batch, ``y_pred`` its embeddings.
-    Use it to train any Keras embedding model with ``model.compile(loss=...)``;
-    :class:`sktriplet.keras.SiameseModel` uses :func:`triplet_loss` directly so
-    that it can also track the fraction of active triplets.
+    ``y_true`` holds the integer labels of the batch, ``y_pred`` its
+    embeddings: ``model.compile(loss=TripletLoss())`` trains any Keras
+    embedding model, on batches that hold several rows per class.  It computes
+    :func:`triplet_loss`, the loss of sktriplet's own training step.
 
     Parameters
     ----------
     margin : float, default=0.5
     mining : {"random", "all", "hard", "semihard"}, default="semihard"
     distance : {"squared_euclidean", "euclidean", "cosine"}, default="squared_euclidean"
+    max_positives : int, optional
+        See :func:`triplet_loss`.
     seed : int, optional
         Seed of the randomness used by ``mining="random"``.
     """
@@ -348,6 +345,7 @@ class TripletLoss(keras.losses.Loss):
         margin: float = 0.5,
         mining: str = "semihard",
         distance: str = "squared_euclidean",
+        max_positives: int | None = None,
         seed: int | None = None,
         name: str = "triplet_loss",
         **kwargs,
@@ -356,26 +354,27 @@ class TripletLoss(keras.losses.Loss):
         self.margin = margin
         self.mining = mining
         self.distance = distance
+        self.max_positives = max_positives
         self.seed = seed
         self._seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, y_true, y_pred):
-        loss, _ = triplet_loss(
-            y_true,
+        return triplet_loss(
+            ops.reshape(y_true, (-1,)),
             y_pred,
             self.margin,
             self.mining,
             self.distance,
             self._seed_generator,
+            self.max_positives,
         )
-        return loss
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            margin=self.margin,
-            mining=self.mining,
-            distance=self.distance,
-            seed=self.seed,
-        )
-        return config
+        return {
+            **super().get_config(),
+            "margin": self.margin,
+            "mining": self.mining,
+            "distance": self.distance,
+            "max_positives": self.max_positives,
+            "seed": self.seed,
+        }

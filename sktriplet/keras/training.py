@@ -1,9 +1,9 @@
 """The training run: Keras ``fit`` with sktriplet's watchdog, schedule, validation
 and interrupts.
 
-The estimator hands over a compiled :class:`~sktriplet.keras.SiameseModel`, a
-replayable source of class-balanced batches and, optionally, a held-out
-validation set.
+The estimator hands over a :class:`~sktriplet._plan.FitPlan`;
+:func:`fit_encoder` builds the network it names (or copies a fitted one), takes a
+compiled :class:`~sktriplet.keras.SiameseModel` around it from a pool, and
 :func:`run_training` trains, stops on a non-finite loss, lowers the learning
 rate and then stops when the training loss stops improving (:class:`Plateau`),
 stops early when the validation MAP@R stops improving, restores the best
@@ -26,15 +26,24 @@ import numpy as np
 
 from .._stack import user_stacklevel
 from ..metrics import mean_average_precision_at_r
-from .models import SiameseModel, clone_architecture, copy_state
+from . import devices
+from .encoders import build_encoder, clone_architecture, copy_encoder, copy_state
+from .models import SiameseModel, embed
 
 __all__ = [
     "Plateau",
     "TrainingResult",
+    "fit_encoder",
     "run_training",
     "siamese_model_for",
     "steps_per_call",
 ]
+
+# The adaptive schedule's least improvement of the loss, as a share of the
+# margin (the loss is in units of the margin).
+PLATEAU_TOL = 2e-3
+# The least gain of the validation MAP@R that counts as an improvement.
+VALIDATION_TOL = 1e-4
 
 # Idle Siamese models, by architecture, ready to be reset and trained again.
 _POOL: OrderedDict[str, list] = OrderedDict()
@@ -70,23 +79,10 @@ def _architecture_key(encoder, *step) -> str | None:
 
 
 @contextmanager
-def siamese_model_for(
-    encoder,
-    *,
-    margin,
-    mining,
-    distance,
-    seed,
-    learning_rate,
-    max_positives=None,
-    jit_compile="auto",
-    steps_per_execution=1,
-    device="auto",
-    strategy=None,
-    loss_scaling=False,
-    optimizer_state=None,
-):
-    """A compiled SiameseModel that trains like a new one built around ``encoder``.
+def siamese_model_for(encoder, plan, steps_per_execution: int = 1):
+    """A compiled SiameseModel that trains like a new one built around ``encoder``
+    with the loss, optimizer and placement of ``plan`` (a
+    :class:`~sktriplet._plan.FitPlan`).
 
     Models are pooled by architecture and reset before each use, so that fitting
     again, as a grid search does hundreds of times, reuses the traced training
@@ -95,25 +91,27 @@ def siamese_model_for(
     (``encoder`` is left as it is); copy the weights back from
     ``model.encoder`` when training ends.  Each thread gets its own model.
 
-    Under a ``tf.distribute`` ``strategy``, or with float16 ``loss_scaling``, a
-    new model is built (inside the strategy's scope) and not pooled.
-    ``optimizer_state`` (from :meth:`SiameseModel.optimizer_state`) continues an
-    earlier run's optimizer instead of starting it afresh.
+    Under a ``tf.distribute`` strategy, or with float16 loss scaling, a new
+    model is built (inside the strategy's scope) and not pooled.  The plan's
+    ``optimizer_state`` (from :meth:`SiameseModel.optimizer_state`) continues
+    an earlier run's optimizer instead of starting it afresh.
 
-    ``jit_compile`` and ``steps_per_execution`` go to ``model.compile``: on small
-    models, compiling the step with XLA and running several steps per call cut
-    the time per step several times over (see :func:`steps_per_call`).
+    The plan's ``xla`` and ``steps_per_execution`` go to ``model.compile``: on
+    small models, compiling the step with XLA and running several steps per
+    call cut the time per step several times over (see :func:`steps_per_call`).
     """
-    pooled = strategy is None and not loss_scaling
+    jit_compile = True if plan.xla else "auto"
+    strategy = plan.strategy
+    pooled = strategy is None and not plan.loss_scaling
     key = (
         _architecture_key(
             encoder,
-            mining,
-            distance,
-            max_positives,
+            plan.mining,
+            plan.distance,
+            plan.max_positives,
             jit_compile,
             steps_per_execution,
-            device,
+            plan.device,
         )
         if pooled
         else None
@@ -126,10 +124,10 @@ def siamese_model_for(
     if model is not None:
         model.reset(
             encoder,
-            margin=margin,
-            seed=seed,
-            learning_rate=learning_rate,
-            optimizer_state=optimizer_state,
+            margin=plan.margin,
+            seed=plan.seed,
+            learning_rate=plan.learning_rate,
+            optimizer_state=plan.optimizer_state,
         )
     else:
         with strategy.scope() if strategy is not None else nullcontext():
@@ -141,21 +139,21 @@ def siamese_model_for(
                 copy_state(encoder, twin)
             model = SiameseModel(
                 twin,
-                margin=margin,
-                mining=mining,
-                distance=distance,
-                seed=seed,
-                max_positives=max_positives,
+                margin=plan.margin,
+                mining=plan.mining,
+                distance=plan.distance,
+                seed=plan.seed,
+                max_positives=plan.max_positives,
             )
-            optimizer = keras.optimizers.Adam(learning_rate)
-            if loss_scaling:
+            optimizer = keras.optimizers.Adam(plan.learning_rate)
+            if plan.loss_scaling:
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             model.compile(
                 optimizer=optimizer,
                 jit_compile=jit_compile,
                 steps_per_execution=steps_per_execution,
             )
-            model.set_optimizer_state(optimizer_state)
+            model.set_optimizer_state(plan.optimizer_state)
     try:
         yield model
     finally:
@@ -189,12 +187,68 @@ def steps_per_call(n_batches: int, most: int = 8) -> tuple[int, int]:
 
 @dataclass
 class TrainingResult:
-    """What a training run did, as plain data."""
+    """What a training run did, as plain data, and the network it trained."""
 
     history: dict = field(default_factory=dict)
     best_epoch: int | None = None
     non_finite: tuple | None = None  # (epoch, batch, loss value) of the first bad loss
     interrupted: bool = False
+    encoder: keras.Model | None = None
+    n_components: int | None = None
+    optimizer_state: list | None = None
+
+
+def fit_encoder(plan) -> TrainingResult:
+    """Build the network of ``plan`` (a :class:`~sktriplet._plan.FitPlan`), or
+    copy the fitted one it continues, and train it with the triplet loss.
+
+    The returned result holds the trained encoder, its embedding size and the
+    optimizer's state at the end, beside what the run did.  Raises a
+    ``FloatingPointError`` when the loss turned NaN or infinite.
+    """
+    if isinstance(plan.encoder, keras.Model):  # partial_fit continues it
+        encoder, n_components = copy_encoder(plan.encoder), None
+    else:
+        encoder, n_components = build_encoder(plan.encoder)
+    steps_per_epoch, steps_per_execution = steps_per_call(plan.n_batches)
+    with (
+        devices.placement(plan.device),
+        siamese_model_for(encoder, plan, steps_per_execution) as model,
+    ):
+        result = run_training(
+            model,
+            plan.batches,
+            steps_per_epoch=steps_per_epoch,
+            epochs=plan.epochs,
+            validation=plan.validation,
+            patience=plan.patience,
+            tol=VALIDATION_TOL,
+            plateau=_plateau(plan) if plan.adaptive else None,
+            callbacks=plan.callbacks,
+            verbose=plan.verbose,
+        )
+        encoder.set_weights(model.encoder.get_weights())
+        result.optimizer_state = model.optimizer_state()
+    if result.non_finite is not None:
+        epoch, batch, value = result.non_finite
+        raise FloatingPointError(
+            f"The triplet loss became {value} at epoch {epoch}, batch {batch}, "
+            "and training stopped; the estimator keeps its earlier state. Lower "
+            f"learning_rate (now {plan.learning_rate}), scale the features "
+            "(for example with StandardScaler), or keep normalize=True."
+        )
+    result.encoder, result.n_components = encoder, n_components
+    return result
+
+
+def _plateau(plan) -> Plateau:
+    """The adaptive schedule: on the validation score where there is one (early
+    stopping then decides the stop), else on the training loss."""
+    if plan.validation is not None:
+        return Plateau(
+            VALIDATION_TOL, monitor="val_map_at_r", maximize=True, stops=False
+        )
+    return Plateau(PLATEAU_TOL * plan.margin)
 
 
 class _Watchdog(keras.callbacks.Callback):
@@ -307,16 +361,7 @@ class _ValidationMonitor(keras.callbacks.Callback):
         self._waited = 0
 
     def score(self) -> float:
-        # A direct call per chunk: ``predict`` costs tens of ms per call in
-        # overhead, paid every epoch.
-        embedding = np.concatenate(
-            [
-                keras.ops.convert_to_numpy(
-                    self._encoder(self._X_val[i : i + 4096], training=False)
-                )
-                for i in range(0, len(self._X_val), 4096)
-            ]
-        )
+        embedding = embed(self._encoder, self._X_val)
         return mean_average_precision_at_r(embedding, self._y_val, metric=self._metric)
 
     def on_epoch_end(self, epoch, logs=None):

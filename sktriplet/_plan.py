@@ -1,0 +1,208 @@
+"""What ``fit`` hands to the Keras package: the network to build and how to train it.
+
+:func:`plan_fit` turns the estimator's validated parameters and data into a
+:class:`FitPlan`, plain data: the validation split, the network, the batches,
+the mining and the schedule.  :func:`sktriplet.keras.training.fit_encoder`
+builds the network and trains it from that plan alone.  This module never
+imports Keras.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .metrics import RETRIEVAL_METRIC
+from .mining import positives_per_anchor
+from .sampling import (
+    ClassBalancedSampler,
+    channel_moments,
+    noise_scale,
+    noisy_batches,
+    validation_split,
+)
+
+__all__ = ["EncoderPlan", "FitPlan", "plan_fit"]
+
+DEFAULT_N_COMPONENTS = 32
+AUTO_BATCH_SIZE = 256
+AUTO_EARLY_STOPPING_SAMPLES = 10_000
+MAX_VALIDATION_SAMPLES = 5_000
+AUTO_INPUT_NOISE = 0.5
+_SEED_RANGE = np.iinfo(np.int32).max
+
+
+@dataclass(frozen=True)
+class EncoderPlan:
+    """The network to build for samples of ``input_shape``.
+
+    ``given`` is the user's ``encoder`` (a Keras model or a callable), or None
+    for the default one: a multilayer perceptron of ``hidden_layer_sizes`` for
+    vectors, a convolutional network for images, which standardises each channel
+    with ``channel_moments`` (mean, variance).
+    """
+
+    given: Any
+    input_shape: tuple
+    n_components: int | None
+    hidden_layer_sizes: tuple
+    normalize: bool
+    precision: str
+    seed: int
+    channel_moments: tuple[np.ndarray, np.ndarray] | None = None
+
+
+@dataclass
+class FitPlan:
+    """A training run, as plain data.
+
+    ``encoder`` is an :class:`EncoderPlan` to build a new network from, or a
+    fitted Keras model to copy and continue training (``partial_fit``).
+    ``batches`` returns a new iterator of ``(x, labels)`` batches, the same
+    sequence each time; each epoch is ``n_batches`` of them.  ``validation`` is
+    ``(X_val, y_val, metric)`` for early stopping, or None.  ``adaptive`` turns
+    on the learning-rate schedule (see ``TripletEmbedder``).  ``train_rows``
+    are the rows of ``X`` the batches are drawn from.
+    """
+
+    encoder: Any
+    train_rows: np.ndarray
+    batches: Callable[[], Iterator]
+    n_batches: int
+    epochs: int
+    margin: float
+    mining: str
+    distance: str
+    max_positives: int | None
+    seed: int
+    learning_rate: float
+    adaptive: bool
+    validation: tuple | None
+    patience: int
+    xla: bool
+    device: str
+    strategy: Any
+    loss_scaling: bool
+    optimizer_state: list | None
+    callbacks: list | None
+    verbose: int
+
+
+def plan_fit(params: dict, X, y, rng, *, partial=False, fitted=None) -> FitPlan:
+    """The training run that the estimator's ``params`` ask for on ``(X, y)``.
+
+    ``X`` is what the encoder takes, ``y`` integer class codes; ``params`` are
+    validated, with ``hidden_layer_sizes`` as a tuple and ``batch_size`` an int.
+    ``partial`` plans one epoch at the given learning rate (``partial_fit``),
+    continuing ``fitted``, the fitted encoder and the optimizer's state, when
+    there is one.  Draws every seed from ``rng``, in a fixed order.
+    """
+    train_idx, val_idx = _validation_rows(params, y, rng, partial)
+    if fitted is not None:
+        encoder, optimizer_state = fitted
+    else:
+        encoder, optimizer_state = _encoder_plan(params, X, train_idx, rng), None
+    batch_size = params["batch_size"]
+    if batch_size == "auto":
+        batch_size = min(AUTO_BATCH_SIZE, len(train_idx))
+    elif batch_size > len(train_idx):
+        raise ValueError(
+            f"batch_size={batch_size} is larger than the {len(train_idx)} "
+            "samples given; use a batch_size of at most n_samples, or "
+            'batch_size="auto".'
+        )
+    sampler_seed = int(rng.randint(_SEED_RANGE))
+
+    def make_sampler():
+        # A new sampler replays the same batches: the input can be re-read.
+        return ClassBalancedSampler(
+            y[train_idx],
+            batch_size,
+            params["samples_per_class"],
+            np.random.RandomState(sampler_seed),
+        )
+
+    default_dense = params["encoder"] is None and X.ndim == 2
+    level = params["input_noise"]
+    if level == "auto":
+        level = AUTO_INPUT_NOISE if default_dense else 0.0
+    scale = noise_scale(X, train_idx, level)
+    noise_seed = int(rng.randint(_SEED_RANGE))
+    sampler = make_sampler()
+    metric = RETRIEVAL_METRIC[params["distance"]]
+    return FitPlan(
+        encoder=encoder,
+        train_rows=train_idx,
+        batches=lambda: noisy_batches(
+            X, y, train_idx, make_sampler(), scale, noise_seed
+        ),
+        n_batches=sampler.n_batches,
+        # partial_fit trains one epoch at the given rate: no schedule.
+        epochs=1 if partial else params["epochs"],
+        adaptive=params["learning_rate_schedule"] == "adaptive" and not partial,
+        margin=params["margin"],
+        mining=params["mining"],
+        distance=params["distance"],
+        max_positives=positives_per_anchor(params["mining"], sampler.samples_per_group),
+        seed=int(rng.randint(_SEED_RANGE)),
+        learning_rate=params["learning_rate"],
+        validation=None if val_idx is None else (X[val_idx], y[val_idx], metric),
+        patience=params["n_iter_no_change"],
+        # XLA fuses the small ops of the loss and of our own MLP; a user's
+        # encoder, and tf.distribute, keep Keras's choice.
+        xla=default_dense and params["strategy"] is None,
+        device=params["device"],
+        strategy=params["strategy"],
+        loss_scaling=params["precision"] == "mixed_float16",
+        # partial_fit continues Adam's step count and moments.
+        optimizer_state=optimizer_state,
+        callbacks=params["callbacks"],
+        verbose=params["verbose"],
+    )
+
+
+def _validation_rows(params: dict, y, rng, partial: bool):
+    """Training and validation rows; no validation rows without early stopping,
+    nor under "auto" when classes are too small to hold any out (training then
+    runs on all the data for ``epochs``)."""
+    every = np.arange(len(y))
+    early_stopping = params["early_stopping"]
+    if early_stopping == "auto":
+        if partial or len(y) <= AUTO_EARLY_STOPPING_SAMPLES:
+            return every, None
+    elif not early_stopping:
+        return every, None
+    try:
+        return validation_split(
+            y,
+            params["validation_fraction"],
+            params["validation_strategy"],
+            rng,
+            MAX_VALIDATION_SAMPLES,
+        )
+    except ValueError:
+        if early_stopping != "auto":
+            raise
+        return every, None
+
+
+def _encoder_plan(params: dict, X, train_idx, rng) -> EncoderPlan:
+    seed = int(rng.randint(_SEED_RANGE - 100))
+    given = params["encoder"]
+    n_components = params["n_components"]
+    if given is None:
+        n_components = n_components or DEFAULT_N_COMPONENTS
+    default_images = given is None and X.ndim == 4
+    return EncoderPlan(
+        given=given,
+        input_shape=X.shape[1:],
+        n_components=n_components,
+        hidden_layer_sizes=params["hidden_layer_sizes"],
+        normalize=params["normalize"],
+        precision=params["precision"],
+        seed=seed,
+        channel_moments=channel_moments(X, train_idx) if default_images else None,
+    )

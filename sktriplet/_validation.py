@@ -1,0 +1,138 @@
+"""Checks of the data and parameters given to ``TripletEmbedder``, in plain numpy.
+
+Each check raises a ``ValueError`` that names the problem and what to do, or
+warns about a fit that runs but rarely does what the user meant.  This module
+never imports Keras.
+"""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral
+
+import numpy as np
+from sklearn.utils.multiclass import check_classification_targets
+
+from ._stack import user_stacklevel
+
+
+def read_as(X, floats: list):
+    """The ``dtype`` that ``validate_data`` converts ``X`` to.
+
+    An integer numpy array (a ``uint8`` memmap of images, say) keeps its dtype:
+    converting it to float would copy it whole, four or eight times its size.
+    Training batches and ``transform`` chunks are cast to float as they are read.
+    Anything else becomes the first of ``floats`` unless it is one of them.
+    """
+    if isinstance(X, np.ndarray) and X.dtype.kind in "iu":
+        return None
+    return floats
+
+
+def check_float32_range(X: np.ndarray) -> None:
+    """Refuse values the network, which computes in float32, cannot hold.
+
+    Two reductions over X, no copy: a memmap is read, never loaded whole.
+    """
+    if X.dtype != np.float64 or X.size == 0:
+        return
+    largest = float(np.finfo(np.float32).max)
+    low, high = float(np.min(X)), float(np.max(X))
+    if high > largest or low < -largest:
+        raise ValueError(
+            f"X holds values beyond float32's range (from {low:.3g} to "
+            f"{high:.3g}; float32 holds at most {largest:.3g}), and the network "
+            "computes in float32: its loss would be NaN. Scale the features, for "
+            "example with StandardScaler."
+        )
+
+
+def encoder_input(X: np.ndarray, encoder) -> np.ndarray:
+    """``X`` as the ``encoder`` parameter takes it: a user's encoder any shape;
+    the default one vectors, or channels-last images, where grayscale images
+    without a channel axis get one (a view: a memmap stays on disk)."""
+    if encoder is not None:
+        return X
+    if X.ndim not in (2, 3, 4):
+        raise ValueError(
+            f"X has {X.ndim} dimensions, shape {X.shape}; the default encoder "
+            "takes tabular data of shape (n_samples, n_features) or images of "
+            "shape (n_samples, height, width) or (n_samples, height, width, "
+            "channels). Reshape X, or pass an encoder that accepts it."
+        )
+    shape = X.shape
+    if X.ndim == 4 and shape[1] in (1, 3, 4) and shape[3] not in (1, 3, 4):
+        # The default encoder would read them as images a few pixels wide.
+        raise ValueError(
+            f"X has shape {shape}, which looks like channels-first images "
+            f"({shape[1]} channels of {shape[2]}x{shape[3]} pixels); the default "
+            "encoder takes channels last, (n_samples, height, width, channels). "
+            "Use np.moveaxis(X, 1, -1)."
+        )
+    return X[..., np.newaxis] if X.ndim == 3 else X
+
+
+def check_fitted_sample_shape(X: np.ndarray, fitted_shape: tuple) -> None:
+    if X.shape[1:] != fitted_shape:
+        raise ValueError(
+            f"X has samples of shape {X.shape[1:]}, but TripletEmbedder was "
+            f"fitted on samples of shape {fitted_shape}."
+        )
+
+
+def check_hidden_layer_sizes(value) -> tuple[int, ...]:
+    sizes = np.ravel(np.asarray(value, dtype=object))
+    if not all(isinstance(s, Integral) and s >= 1 for s in sizes):
+        raise ValueError(
+            "hidden_layer_sizes must be a sequence of positive integers. "
+            f"Received: hidden_layer_sizes={value!r}"
+        )
+    return tuple(int(s) for s in sizes)
+
+
+def check_labels(y, known=None) -> tuple[np.ndarray, np.ndarray]:
+    """The classes of ``y`` (joined with the ``known`` ones) and ``y`` as int32
+    codes into them; refuses labels that cannot form a triplet."""
+    check_classification_targets(y)
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) < 2:
+        raise ValueError(
+            "TripletEmbedder needs samples of at least two classes to form "
+            f"triplets; y has 1 class: {classes[0]!r}."
+        )
+    if counts.max() < 2:
+        raise ValueError(
+            "TripletEmbedder needs at least one class with two or more samples "
+            f"to form a positive pair; each of the {len(classes)} classes in y "
+            "has a single sample."
+        )
+    n_single = int(np.sum(counts == 1))
+    if n_single > 0.1 * len(classes):
+        warnings.warn(
+            f"{n_single} of the {len(classes)} classes in y have a single "
+            "sample: they serve only as negatives, never as anchors. "
+            "Gather more samples per class for a better embedding.",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
+    if known is not None:
+        classes = np.union1d(known, classes)
+    return classes, np.searchsorted(classes, y).astype(np.int32)
+
+
+def warn_if_collapsed(X_sample: np.ndarray, E: np.ndarray, params: dict) -> None:
+    """Warn when training drew every embedding ``E`` of ``X_sample`` to (nearly)
+    one point; ``params`` are the estimator's, named in the advice."""
+    if np.ptp(X_sample.reshape(len(X_sample), -1), axis=0).max(initial=0) == 0:
+        return  # identical inputs have identical embeddings: not a collapse
+    spread = float(np.mean(np.linalg.norm(E - E.mean(axis=0), axis=1)))
+    scale = float(np.mean(np.linalg.norm(E, axis=1))) + 1e-12
+    if spread < 1e-3 * scale or spread < 1e-9:
+        warnings.warn(
+            "The embedding collapsed: training drew every sample to nearly one "
+            "point, where the loss is stuck at the margin. Lower learning_rate "
+            f"(now {params['learning_rate']}), use mining='semihard' (now "
+            f"{params['mining']!r}), or lower the margin (now {params['margin']}).",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
