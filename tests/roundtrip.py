@@ -61,7 +61,7 @@ def _data(kind: str):
 def fit(kind: str):
     from sktriplet import TripletEmbedder
 
-    quick = dict(epochs=2, hidden_layer_sizes=(16,), random_state=0)
+    quick = dict(epochs=2, hidden_layer_sizes=(16,), random_state=0, device="cpu")
     X, y = _data(kind)
     if kind in ("mlp", "conv", "dataframe"):
         return TripletEmbedder(**quick).fit(X, y)

@@ -111,6 +111,9 @@ PARAM_CASES = {
     "encoder not callable": ({"encoder": "resnet"}, "encoder"),
     "callbacks not a list": ({"callbacks": "stop"}, "callbacks"),
     "normalize not a bool": ({"normalize": "yes"}, "normalize"),
+    "margin < 0": ({"margin": -1.0}, "margin"),
+    "input_noise < 0": ({"input_noise": -0.1}, "input_noise"),
+    "input_noise not a number": ({"input_noise": "on"}, "input_noise"),
 }
 
 
@@ -119,6 +122,13 @@ def test_invalid_parameter(case, quick):
     params, name = PARAM_CASES[case]
     with pytest.raises(ValueError, match=f"The '{name}' parameter of TripletEmbedder"):
         TripletEmbedder(**{**quick, **params}).fit(X, Y)
+
+
+def test_hidden_layer_sizes_of_positive_integers_only(quick):
+    with pytest.raises(
+        ValueError, match="hidden_layer_sizes must be a sequence of positive"
+    ):
+        TripletEmbedder(**{**quick, "hidden_layer_sizes": (16, 0)}).fit(X, Y)
 
 
 def test_embedding_of_size_one_with_normalize_warns(quick):
