@@ -55,14 +55,31 @@ def test_keyboard_interrupt_stops_cleanly_and_warns(digits, quick):
     assert emb.transform(X).shape == (400, 32)
 
 
+class _ScrambleAt(keras.callbacks.Callback):
+    """Replaces the encoder's weights with noise once ``epoch`` has been scored:
+    the next epoch scores far worse, so the best epoch is not the last."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            rng = np.random.RandomState(0)
+            for weight in self.model.encoder.trainable_weights:
+                weight.assign(rng.normal(size=weight.shape).astype("float32"))
+
+
 def test_keyboard_interrupt_keeps_the_best_weights(digits, quick):
     X, y = digits
+    callbacks = [_ScrambleAt(3), _InterruptAt(4)]
     emb = TripletEmbedder(
-        early_stopping=True, callbacks=[_InterruptAt(4)], **{**quick, "epochs": 10}
+        early_stopping=True, callbacks=callbacks, **{**quick, "epochs": 10}
     )
     with pytest.warns(UserWarning, match="best weights so far"):
         emb.fit(X, y)
     scores = emb.history_["val_map_at_r"]
+    assert emb.n_iter_ == 5 and emb.best_epoch_ < 4  # not the last epoch's
     assert emb.best_epoch_ == int(np.argmax(scores))
     # The weights are those of the best epoch: a fit stopped there gives them.
     exact = TripletEmbedder(
