@@ -182,7 +182,8 @@ def _first_argmin(values):
 
     As two plain reductions, a ``min`` and a ``min`` of the indices where it is
     reached: on XLA's CPU backend ``argmin`` over the last axis of the
-    ``(batch, positives, batch)`` cube cost ten times as much.  The equality
+    ``(batch, positives, batch)`` cube costs far more (``benchmarks/step_time.py``
+    and ``docs/step_time.txt`` have the figures).  The equality
     compares entries of one tensor with their own minimum, which no rounding
     changes.
     """

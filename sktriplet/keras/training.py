@@ -98,7 +98,8 @@ def siamese_model_for(encoder, plan, steps_per_execution: int = 1):
 
     The plan's ``xla`` and ``steps_per_execution`` go to ``model.compile``: on
     small models, compiling the step with XLA and running several steps per
-    call cut the time per step several times over (see :func:`steps_per_call`).
+    call save most of the time per step (see :func:`steps_per_call`;
+    ``benchmarks/step_time.py`` measures it).
     """
     jit_compile = True if plan.xla else "auto"
     strategy = plan.strategy
