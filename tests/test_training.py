@@ -513,3 +513,20 @@ def test_semihard_pairs_each_anchor_with_at_most_16_positives(
         X, y % n_classes
     )
     assert seen == [expected]
+
+
+def test_tensorflow_reads_batches_through_a_pipeline_without_autotuning(digits):
+    """Keras's own pipeline around a generator prefetches with AUTOTUNE, whose
+    teardown stalls some fits (benchmarks/input_pipeline.py); ours prefetches
+    two batches, autotuning off, and yields the batches in order."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the pipeline is TensorFlow's")
+    from sktriplet.keras.training import _input_of
+
+    def batches():
+        for i in range(5):
+            yield np.full((4, 2), i, np.float32), np.arange(4)
+
+    dataset = _input_of(batches)
+    assert dataset.options().autotune.enabled is False
+    assert [int(x[0, 0]) for x, _ in dataset] == [0, 1, 2, 3, 4]

@@ -384,28 +384,31 @@ class _ValidationMonitor(keras.callbacks.Callback):
             self._encoder.set_weights(self._best_weights)
 
 
-def _input_of(model, batches):
-    """What ``model.fit`` reads: the batch iterator, or under ``tf.distribute`` a
-    ``tf.data`` pipeline over it.
+def _input_of(batches):
+    """What ``model.fit`` reads: on TensorFlow a ``tf.data`` pipeline over the
+    replayable ``batches``, elsewhere the batch iterator.
 
-    Keras re-reads a plain generator's first batches when it distributes it,
-    which would shift the batch sequence; a dataset built from the replayable
-    ``batches`` reads the same sequence however often it restarts.
+    Keras would wrap a plain generator in its own pipeline, which prefetches
+    with ``AUTOTUNE``: tearing that down at the end of ``fit`` stalls in some
+    fresh processes (``benchmarks/input_pipeline.py`` measures both).  Here two
+    batches are prefetched with autotuning off.  Under
+    ``tf.distribute`` Keras would also re-read a plain generator's first
+    batches, which would shift the batch sequence; a dataset built from the
+    replayable ``batches`` reads the same sequence however often it restarts.
     """
     if keras.backend.backend() != "tensorflow":
         return batches()
     import tensorflow as tf
 
-    if not tf.distribute.has_strategy() and not getattr(
-        model, "_distribute_strategy", None
-    ):
-        return batches()
     x, y = next(batches())
     signature = (
         tf.TensorSpec(x.shape, tf.float32),
         tf.TensorSpec(y.shape, tf.as_dtype(y.dtype)),
     )
-    return tf.data.Dataset.from_generator(batches, output_signature=signature)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    return dataset.prefetch(2).with_options(options)
 
 
 def run_training(
@@ -460,7 +463,7 @@ def run_training(
 
     try:
         model.fit(
-            _input_of(model, tracked_batches),
+            _input_of(tracked_batches),
             steps_per_epoch=steps_per_epoch,
             epochs=epochs,
             shuffle=False,  # the sampler already shuffles, with our own RNG
