@@ -47,16 +47,21 @@ def positives_per_anchor(mining: str, rows_per_class: int) -> int | None:
     ``"semihard"`` pairs at most :data:`SEMIHARD_POSITIVES`, those following
     the anchor in the batch: its cost grows with ``batch * positives * batch``,
     and with few classes a batch holds many rows of each (two classes in 256
-    rows: 127 positives).  The other strategies pair every one (``"all"`` on a
-    sorted ``O(batch**2)`` path whose cost does not grow with them).
+    rows: 127 positives).  ``"all"`` pairs every one: bounded (on the fast
+    ``(batch, positives, batch)`` path) up to ``SEMIHARD_POSITIVES``, beyond
+    that None (the sorted ``O(batch**2)`` path, whose memory does not grow with
+    them).  The other strategies pair every one.
 
     >>> positives_per_anchor("semihard", 4), positives_per_anchor("semihard", 128)
     (3, 16)
-    >>> positives_per_anchor("all", 128) is None
-    True
+    >>> positives_per_anchor("all", 4), positives_per_anchor("all", 128) is None
+    (3, True)
     """
+    every = max(rows_per_class - 1, 1)
     if mining == "semihard":
-        return min(max(rows_per_class - 1, 1), SEMIHARD_POSITIVES)
+        return min(every, SEMIHARD_POSITIVES)
+    if mining == "all" and every <= SEMIHARD_POSITIVES:
+        return every
     return None
 
 

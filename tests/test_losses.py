@@ -105,23 +105,19 @@ def test_following_positives_are_the_next_ones_of_the_class():
     )
 
 
+@pytest.mark.parametrize("strategy", ["all", "semihard"])
 @pytest.mark.parametrize("max_positives", [1, 2, 3, None])
-def test_semihard_with_fewer_positives_than_the_batch_holds(max_positives):
+def test_loss_with_fewer_positives_than_the_batch_holds(strategy, max_positives):
     """Pairing each anchor with fewer positives than it has matches the reference."""
     e = _embeddings(seed=5, n=len(MANY))
     d = mining.pairwise_distances(e)
-    triplets = mining.mine_triplets(MANY, d, "semihard", max_positives=max_positives)
+    triplets = mining.mine_triplets(MANY, d, strategy, max_positives=max_positives)
     expected_loss, _ = mining.triplet_margin_loss(d, triplets, 0.5)
-    loss = losses.triplet_loss(MANY, e, 0.5, "semihard", max_positives=max_positives)
+    loss = losses.triplet_loss(MANY, e, 0.5, strategy, max_positives=max_positives)
     np.testing.assert_allclose(_np(loss), expected_loss, rtol=1e-4, atol=1e-6)
     # Fewer positives than the largest class holds is a different loss.
-    every = mining.mine_triplets(MANY, d, "semihard")
+    every = mining.mine_triplets(MANY, d, strategy)
     assert (len(triplets[0]) < len(every[0])) == (max_positives is not None)
-
-
-def test_max_positives_applies_to_semihard_only():
-    with pytest.raises(ValueError, match="max_positives bounds the positives"):
-        losses.triplet_loss(LABELS, _embeddings(), 0.5, "all", max_positives=2)
 
 
 def _gradient(f, x, jit=False):
@@ -147,7 +143,9 @@ def _gradient(f, x, jit=False):
     pytest.skip(f"no gradient helper for the {backend} backend")
 
 
-@pytest.mark.parametrize("strategy, max_positives", [("all", None), ("semihard", 2)])
+@pytest.mark.parametrize(
+    "strategy, max_positives", [("all", None), ("all", 2), ("semihard", 2)]
+)
 def test_gradient_matches_explicit_triplets(strategy, max_positives):
     """The loss has the gradient of the plain mean over the triplets it mines."""
     x = _embeddings(seed=4)

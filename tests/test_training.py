@@ -489,7 +489,7 @@ def test_early_stopping_auto_trains_on_when_classes_are_too_small_to_validate():
 
 @pytest.mark.parametrize(
     "mining, n_classes, expected",
-    [("semihard", 2, 16), ("semihard", 8, 7), ("all", 2, None)],
+    [("semihard", 2, 16), ("semihard", 8, 7), ("all", 2, None), ("all", 8, 7)],
 )
 def test_semihard_pairs_each_anchor_with_at_most_16_positives(
     digits, monkeypatch, mining, n_classes, expected, quick
@@ -497,7 +497,8 @@ def test_semihard_pairs_each_anchor_with_at_most_16_positives(
     """Two classes in 64-row batches give 31 positives per anchor: semi-hard
     mining, whose cost grows with them, pairs 16 (every one when there are
     fewer); "all" pairs every one, on the sorted path that never builds the
-    (batch, positives, batch) cube."""
+    (batch, positives, batch) cube when they are many, on the cube (no sort)
+    when they are few."""
     from sktriplet.keras import training
 
     seen = []

@@ -11,10 +11,12 @@ One implementation per miner, each held to its numpy reference in
 - ``"random"``, ``"hard"`` and ``"semihard"`` fill fixed-size triplet slots
   (:func:`triplet_slots`), one per anchor or per anchor-positive pair, with a
   mask of the valid ones; the loss gathers their distances.
-- ``"all"`` never lists its ``O(batch**3)`` triplets: for every anchor-positive
-  pair, the negatives nearer than ``d(a, p) + margin`` and the sum of their
-  distances come from one sort of the anchor's distances (:func:`_merge_sorted`),
-  in ``O(batch**2)`` memory.
+- ``"all"`` never lists its ``O(batch**3)`` triplets, it sums their hinges
+  (:func:`_all_triplets_hinge`): over the ``(batch, max_positives, batch)``
+  tensor of each anchor's positives against every row when the caller bounds
+  the positives per anchor (fast with few), else from one sort of each anchor's
+  distances (:func:`_merge_sorted`), in ``O(batch**2)`` memory whatever their
+  number.
 
 ``"semihard"`` works on the ``(batch, max_positives, batch)`` tensor of each
 anchor's positives against every row: with a class-balanced batch and a bound
@@ -223,7 +225,33 @@ def _semihard_slots(distances, positive, negative, max_positives):
     return flat(anchors), flat(columns), flat(negative_columns), flat(valid)
 
 
-def _all_triplets_hinge(labels, distances, margin):
+def _all_triplets_hinge(labels, distances, margin, max_positives=None):
+    """Hinge sum and counts of every valid triplet, each anchor paired with at
+    most ``max_positives`` of its positives (None: every one).
+
+    With ``max_positives``, on the ``(batch, max_positives, batch)`` tensor of
+    each anchor's positives against every row: no sort, which XLA runs slowly
+    on a CPU, but memory that grows with the positives.  Without, from one sort
+    per anchor (:func:`_sorted_all_triplets_hinge`).  The same sums either way.
+    """
+    if max_positives is None:
+        return _sorted_all_triplets_hinge(labels, distances, margin)
+    positive, negative = _pair_masks(labels)
+    columns, is_positive = _positive_columns(positive, max_positives)
+    ap = ops.take_along_axis(distances, columns, axis=1)  # (batch, max_positives)
+    pairs = ops.logical_and(is_positive[:, :, None], negative[:, None, :])
+    hinges = ops.relu(ap[:, :, None] - distances[:, None, :] + margin)
+    violation = ops.where(pairs, hinges, 0.0)
+    n_pos = ops.sum(ops.cast(is_positive, "float32"), axis=1)
+    n_neg = ops.sum(ops.cast(negative, "float32"), axis=1)
+    return (
+        ops.sum(violation),
+        ops.sum(ops.cast(violation > 0, "float32")),
+        ops.sum(n_pos * n_neg),
+    )
+
+
+def _sorted_all_triplets_hinge(labels, distances, margin):
     """Sum of the hinge over every valid triplet, and the counts, in O(n**2).
 
     For an anchor-positive pair with threshold ``t = d(a, p) + margin``, the
@@ -262,12 +290,7 @@ def triplet_hinge_totals(
     fraction of active triplets.  Other arguments as :func:`triplet_loss`.
     """
     if mining == "all":
-        if max_positives is not None:
-            raise ValueError(
-                "max_positives bounds the positives of mining='semihard'; "
-                f"mining='all' pairs every one. Received: max_positives={max_positives}"
-            )
-        return _all_triplets_hinge(labels, distances, margin)
+        return _all_triplets_hinge(labels, distances, margin, max_positives)
     a, p, n, valid = triplet_slots(labels, distances, mining, seed, max_positives)
     flat = ops.reshape(distances, (-1,))
     size = ops.shape(distances)[0]
@@ -305,9 +328,11 @@ def triplet_loss(
     seed : int or keras.random.SeedGenerator, optional
         Randomness for ``mining="random"``.
     max_positives : int, optional
-        For ``"semihard"``: the most positives each anchor is paired with, those
-        that follow it in the batch (see :func:`triplet_slots`).  Its cost grows
-        with ``batch * max_positives * batch``; None pairs every positive.
+        For ``"semihard"`` and ``"all"``: the most positives each anchor is
+        paired with, those that follow it in the batch (see
+        :func:`triplet_slots`).  Their cost grows with
+        ``batch * max_positives * batch``; None pairs every positive (``"all"``
+        then sorts instead, in ``batch ** 2`` memory).
 
     Returns
     -------

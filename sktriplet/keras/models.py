@@ -73,8 +73,8 @@ class SiameseModel(keras.Model):
     seed : int, optional
         Seed of the randomness of ``mining="random"``.
     max_positives : int, optional
-        The most positives each anchor is paired with by ``"semihard"``: an
-        anchor with more keeps those that follow it in the batch (see
+        The most positives each anchor is paired with by ``"semihard"`` and
+        ``"all"``: an anchor with more keeps those that follow it in the batch (see
         :func:`sktriplet.keras.triplet_loss`); ``K - 1`` for ``K`` rows per class
         leaves none out.
     """

@@ -482,7 +482,13 @@ def run_training(
         # Keras's input pipeline outlives fit and keeps the generators it was
         # given; closing them frees the sampler and row indices they hold.
         for iterator in opened:
-            iterator.close()
+            try:
+                iterator.close()
+            except ValueError:
+                # Still running in the pipeline's prefetch thread, which a fit
+                # that stopped early leaves fetching the next batch: the
+                # pipeline drops it when it is torn down.
+                pass
     if monitor is not None and result.non_finite is None:
         monitor.restore_best()
     result.history = {
