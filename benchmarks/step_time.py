@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 from isolate import run_job  # noqa: E402
 
 from sktriplet.mining import SEMIHARD_POSITIVES as _SEMIHARD_POSITIVES  # noqa: E402
+from sktriplet.mining import positives_per_anchor  # noqa: E402
 from sktriplet.sampling import ClassBalancedSampler  # noqa: E402
 
 
@@ -52,7 +53,7 @@ def ms_per_step(
     """Milliseconds per step, the best of ``repeats`` runs of ``steps`` steps.
 
     ``positives`` caps the positives per anchor of semi-hard mining (``all``
-    pairs every one).  ``fast`` compiles as the estimator does: XLA, eight
+    pairs every one, as ``fit`` does).  ``fast`` compiles as the estimator does: XLA, eight
     steps per call.  The best run, because step
     times on two shared cores jump between two levels, up to twice apart, for
     whole runs at a time.
@@ -68,7 +69,11 @@ def ms_per_step(
     model = SiameseModel(
         build_mlp_encoder((X.shape[1],), (256, 256), 32, True, seed=0),
         mining=mining,
-        max_positives=min(every, positives or every) if mining == "semihard" else None,
+        max_positives=(
+            min(every, positives or every)
+            if mining == "semihard"
+            else positives_per_anchor(mining, every + 1)  # as fit
+        ),
     )
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
