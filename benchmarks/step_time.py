@@ -53,9 +53,9 @@ def ms_per_step(
     """Milliseconds per step, the best of ``repeats`` runs of ``steps`` steps.
 
     ``positives`` caps the positives per anchor of semi-hard mining (``all``
-    pairs every one, as ``fit`` does).  ``fast`` compiles as the estimator does: XLA, eight
-    steps per call.  The best run, because step
-    times on two shared cores jump between two levels, up to twice apart, for
+    pairs every one, as ``fit`` does).  ``fast`` compiles as the estimator
+    does: XLA, eight steps per call.  The best run, because step times on two
+    shared cores jump between two levels, up to twice apart, for
     whole runs at a time.
     """
     import keras
