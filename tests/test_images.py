@@ -169,3 +169,19 @@ def test_resnet50_backbone_with_the_seed_recipe():
     assert emb.transform(X).shape == (16, 16)
     frozen = emb.encoder_.layers[1].get_layer("conv1_conv")
     assert not frozen.trainable
+
+
+@pytest.mark.parametrize(
+    "shape, first_map",
+    [((8, 8, 1), (8, 8, 16)), ((16, 16, 1), (8, 8, 16)), ((32, 32, 3), (16, 16, 16))],
+)
+def test_the_first_stage_of_larger_images_is_a_strided_convolution(shape, first_map):
+    """From 16 pixels a side, the first convolution halves the side itself
+    (a quarter of the positions to compute); smaller images keep every pixel
+    until the pooling."""
+    from sktriplet.keras.encoders import build_conv_encoder
+
+    encoder = build_conv_encoder(shape, 32, True, seed=0)
+    assert tuple(encoder.get_layer("conv_0").output.shape[1:]) == first_map
+    names = [layer.name for layer in encoder.layers]
+    assert ("pool_0" in names) == (shape[0] < 16)

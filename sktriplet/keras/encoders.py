@@ -139,9 +139,11 @@ def build_conv_encoder(
     - Shifts each training image by up to an eighth of its height and width
       (``RandomTranslation``, active in training only): no flip or rotation,
       which could change what an image means (a 6 turned over is a 9).
-    - Stages of a 3x3 convolution, batch normalisation and ReLU, each followed
-      by 2x2 max pooling while the side stays at least 8 pixels, the filters
-      doubling from 16 to at most 128.
+    - Stages of a 3x3 convolution, batch normalisation and ReLU, each halving
+      the side while it stays at least 8 pixels, the filters doubling from 16
+      to at most 128.  The first stage of images 16 pixels a side or more
+      halves it with a stride-2 convolution, which computes a quarter of the
+      positions of the largest feature map; later stages with 2x2 max pooling.
     - Flattens the last feature map (4 to 7 pixels a side) into the dense
       embedding, which keeps where each feature lies: a global average would
       pool that away.
@@ -156,9 +158,11 @@ def build_conv_encoder(
     )(h)
     side, filters, stage = min(input_shape[0], input_shape[1]), 16, 0
     while True:
+        strided = stage == 0 and side >= 16
         h = keras.layers.Conv2D(
             filters,
             3,
+            strides=2 if strided else 1,
             padding="same",
             use_bias=False,
             kernel_initializer=keras.initializers.HeUniform(seed=seed + 1 + stage),
@@ -168,7 +172,8 @@ def build_conv_encoder(
         h = keras.layers.Activation("relu", name=f"relu_{stage}")(h)
         if side < 8:
             break
-        h = keras.layers.MaxPooling2D(2, name=f"pool_{stage}")(h)
+        if not strided:
+            h = keras.layers.MaxPooling2D(2, name=f"pool_{stage}")(h)
         side, filters, stage = side // 2, min(2 * filters, 128), stage + 1
     h = keras.layers.Flatten(name="flatten")(h)
     h = _embedding_head(h, n_components, normalize, seed)
