@@ -95,7 +95,9 @@ def plan_fit(params: dict, X, y, rng, *, partial=False, fitted=None) -> FitPlan:
     """The training run that the estimator's ``params`` ask for on ``(X, y)``.
 
     ``X`` is what the encoder takes, ``y`` integer class codes; ``params`` are
-    validated, with ``hidden_layer_sizes`` as a tuple and ``batch_size`` an int.
+    the estimator's ``get_params()``, validated, with ``hidden_layer_sizes`` as
+    a tuple of ints.  Raises a ``ValueError`` when ``batch_size`` exceeds the
+    training rows.
     ``partial`` plans one epoch at the given learning rate (``partial_fit``),
     continuing ``fitted``, the fitted encoder and the optimizer's state, when
     there is one.  Draws every seed from ``rng``, in a fixed order.
