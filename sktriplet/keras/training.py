@@ -154,6 +154,10 @@ def siamese_model_for(encoder, plan, steps_per_execution: int = 1):
                 jit_compile=jit_compile,
                 steps_per_execution=steps_per_execution,
             )
+            # Built now, its variables exist before the step is traced: else
+            # TensorFlow traces the step twice, to let the first trace create
+            # them (a first fit's largest cost after XLA's compile).
+            model.optimizer.build(model.trainable_variables)
             model.set_optimizer_state(plan.optimizer_state)
     try:
         yield model
