@@ -148,7 +148,11 @@ def plan_fit(params: dict, X, y, rng, *, partial=False, fitted=None) -> FitPlan:
         margin=params["margin"],
         mining=params["mining"],
         distance=params["distance"],
-        max_positives=positives_per_anchor(params["mining"], sampler.samples_per_group),
+        # In a multi-label batch an anchor's positives may lie in any group.
+        max_positives=positives_per_anchor(
+            params["mining"],
+            sampler.batch_rows if y.ndim == 2 else sampler.samples_per_group,
+        ),
         seed=int(rng.randint(_SEED_RANGE)),
         learning_rate=params["learning_rate"],
         validation=None if val_idx is None else (X[val_idx], y[val_idx], metric),

@@ -11,6 +11,7 @@ import warnings
 from numbers import Integral
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._stack import user_stacklevel
@@ -90,9 +91,44 @@ def check_hidden_layer_sizes(value) -> tuple[int, ...]:
     return tuple(int(s) for s in sizes)
 
 
+def indicator_or_labels(y):
+    """``y`` as one label per sample (a column vector is raveled), or as a
+    multi-label indicator matrix (dense or sparse, only 0 and 1, a column per
+    label); any other 2-D ``y`` is refused, naming what is wrong."""
+    if y.ndim != 2:
+        return y
+    if y.shape[1] == 1 and not sp.issparse(y):
+        return y.ravel()
+    values = np.unique(y.data if sp.issparse(y) else y)
+    if values.dtype.kind in "iufb" and np.all(np.isin(values, (0, 1))):
+        return y
+    if -1 in values and np.all(np.isin(values, (-1, 0, 1))):
+        raise ValueError(
+            "y is a multi-label indicator matrix holding -1. In a multi-label "
+            "y a row without a label is a row of zeros (it serves as a negative "
+            "only); -1 marks an unlabelled row only in a 1-D y of class labels."
+        )
+    odd = values[~np.isin(values, (0, 1))] if values.dtype.kind in "iufb" else values
+    odd = np.asarray(odd[0]).tolist()
+    raise ValueError(
+        f"y is 2-D with {y.shape[1]} columns but is not a binary label "
+        f"indicator matrix: it holds {odd!r}. A multi-label y holds only 0 "
+        "and 1, a column per label (as MultiLabelBinarizer gives); a y of one "
+        "label per sample must be 1-D."
+    )
+
+
 def check_labels(y, known=None) -> tuple[np.ndarray, np.ndarray]:
     """The classes of ``y`` (joined with the ``known`` ones) and ``y`` as int32
-    codes into them; refuses labels that cannot form a triplet."""
+    codes into them; refuses labels that cannot form a triplet.
+
+    A multi-label indicator ``y`` (see :func:`indicator_or_labels`) gives its
+    label indices as classes and itself as a dense ``uint8`` matrix; ``known``
+    must then be the label indices of the same number of labels.
+    """
+    y = indicator_or_labels(y)
+    if y.ndim == 2:
+        return _check_indicator(y, known)
     check_classification_targets(y)
     classes, counts = np.unique(y, return_counts=True)
     if len(classes) < 2:
@@ -118,6 +154,31 @@ def check_labels(y, known=None) -> tuple[np.ndarray, np.ndarray]:
     if known is not None:
         classes = np.union1d(known, classes)
     return classes, np.searchsorted(classes, y).astype(np.int32)
+
+
+def _check_indicator(y, known) -> tuple[np.ndarray, np.ndarray]:
+    indicator = (y.toarray() if sp.issparse(y) else np.asarray(y)).astype(np.uint8)
+    n_labels = indicator.shape[1]
+    if known is not None and len(known) != n_labels:
+        raise ValueError(
+            f"y has {n_labels} label columns, but this TripletEmbedder was "
+            f"fitted on {len(known)}; partial_fit needs the same labels in each "
+            "call."
+        )
+    counts = indicator.sum(axis=0)
+    if counts.max(initial=0) < 2:
+        raise ValueError(
+            "TripletEmbedder needs a label shared by two or more samples to "
+            f"form a positive pair; no label of the {n_labels} columns of y is."
+        )
+    everywhere = np.flatnonzero(counts == len(indicator))
+    if len(everywhere):
+        raise ValueError(
+            f"Every sample has label {int(everywhere[0])} (column "
+            f"{int(everywhere[0])} of y is all ones), so every two samples share "
+            "a label and no negative exists. Drop that column."
+        )
+    return np.arange(n_labels), indicator
 
 
 def warn_if_collapsed(X_sample: np.ndarray, E: np.ndarray, params: dict) -> None:

@@ -359,6 +359,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             dtype=checks.read_as(X, [np.float32, np.float64]),
             ensure_min_samples=2,
             allow_nd=True,
+            multi_output=True,  # a multi-label indicator; see check_labels
             reset=not warm_start,
         )
         if warm_start:
@@ -370,6 +371,14 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             self.hidden_layer_sizes
         )
         classes, y_codes = checks.check_labels(y, self.classes_ if warm_start else None)
+        multilabel = y_codes.ndim == 2
+        if warm_start and multilabel != getattr(self, "_multilabel", False):
+            raise ValueError(
+                "This TripletEmbedder was fitted on "
+                + ("a multi-label" if not multilabel else "one label per sample")
+                + " y; partial_fit needs the same kind of y in each call, here "
+                + ("a multi-label indicator." if multilabel else "a 1-D y.")
+            )
         rng = check_random_state(self.random_state)
 
         # Plan the validation split, the network, the batches and the schedule.
@@ -386,6 +395,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if warm_start:
             history = {k: self.history_.get(k, []) + v for k, v in history.items()}
         self.encoder_, self.classes_ = result.encoder, classes
+        self._multilabel = multilabel
         self.n_components_ = result.n_components or self.n_components_
         self.history_, self.n_iter_ = history, len(history.get("loss", []))
         self.best_epoch_, self._sample_shape = result.best_epoch, sample_shape

@@ -15,8 +15,11 @@ This module is pure numpy and scikit-learn; it never imports Keras.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.metrics import pairwise_distances_chunked
 from sklearn.utils import check_X_y
+
+from ._validation import indicator_or_labels
 
 __all__ = [
     "RETRIEVAL_METRIC",
@@ -38,6 +41,10 @@ _WORKING_MEMORY_MB = 16
 def _ranked_relevance(X, y, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """Relevance of the ``max(R)`` nearest other samples of each query.
 
+    ``y`` is one label per sample, or a multi-label indicator matrix (dense or
+    sparse, one column per label), where a sample is relevant to a query when
+    they share at least one label.
+
     Returns
     -------
     relevant : ndarray of bool, shape (n_queries, max_r)
@@ -46,14 +53,20 @@ def _ranked_relevance(X, y, metric: str) -> tuple[np.ndarray, np.ndarray]:
     r : ndarray of int, shape (n_queries,)
         ``R`` for each kept query.
     """
-    X, y = check_X_y(X, y, dtype=[np.float64, np.float32], y_numeric=False)
-    _, y_codes, counts = np.unique(y, return_inverse=True, return_counts=True)
-    r = counts[y_codes] - 1
+    X, y = check_X_y(
+        X, y, dtype=[np.float64, np.float32], y_numeric=False, multi_output=True
+    )
+    y = indicator_or_labels(y)
+    shares, r = _label_sharing(y)
     keep = r >= 1
     if not keep.any():
         raise ValueError(
             "Retrieval metrics need at least one label shared by two or more "
-            f"samples; every one of the {len(y)} labels given is unique."
+            + (
+                f"samples; no two of the {len(y)} samples given share a label."
+                if y.ndim == 2
+                else f"samples; every one of the {len(y)} labels given is unique."
+            )
         )
     max_r = int(r.max())
 
@@ -61,7 +74,7 @@ def _ranked_relevance(X, y, metric: str) -> tuple[np.ndarray, np.ndarray]:
         rows = np.arange(start, start + len(dist_chunk))
         dist_chunk[np.arange(len(dist_chunk)), rows] = np.inf  # never retrieve self
         order = np.argsort(dist_chunk, axis=1, kind="stable")[:, :max_r]
-        return y_codes[order] == y_codes[rows, None]
+        return np.take_along_axis(shares(rows), order, axis=1)
 
     # Chunks of _WORKING_MEMORY_MB: the distances and their argsort, about
     # three times that at the peak, whatever the number of samples (early
@@ -75,6 +88,34 @@ def _ranked_relevance(X, y, metric: str) -> tuple[np.ndarray, np.ndarray]:
     )
     relevant = np.vstack(list(chunks))
     return relevant[keep], r[keep]
+
+
+def _label_sharing(y):
+    """``shares(rows)``: whether each of ``rows`` shares a label with each
+    sample, shape ``(len(rows), n_samples)``, False on the diagonal; and ``R``,
+    how many other samples share a label with each."""
+    if y.ndim == 2:  # a multi-label indicator, dense or sparse
+        indicator = sp.csr_matrix(y, dtype=np.int32)
+        transposed = indicator.T.tocsc()
+
+        def shared(rows):
+            return (indicator[rows] @ transposed).toarray() > 0
+    else:
+        _, codes, counts = np.unique(y, return_inverse=True, return_counts=True)
+
+        def shared(rows):
+            return codes[rows, None] == codes[None, :]
+
+    def shares(rows):
+        out = shared(rows)
+        out[np.arange(len(rows)), rows] = False
+        return out
+
+    if y.ndim == 2:
+        chunks = range(0, y.shape[0], 1024)
+        r = [shares(np.arange(i, min(i + 1024, y.shape[0]))).sum(1) for i in chunks]
+        return shares, np.concatenate(r)
+    return shares, counts[codes] - 1
 
 
 def _within_r(relevant: np.ndarray, r: np.ndarray) -> np.ndarray:

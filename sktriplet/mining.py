@@ -96,10 +96,21 @@ def pairwise_distances(embeddings: np.ndarray, distance: str = "squared_euclidea
 
 
 def _pair_masks(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``positive[i, j]``: same label, ``i != j``; ``negative[i, j]``: other label."""
+    """``positive[i, j]``: same label, ``i != j``; ``negative[i, j]``: other label.
+
+    ``labels`` is one label per row, or a multi-label indicator matrix of shape
+    ``(n, n_labels)``: rows that share at least one label are positives, rows
+    that share none negatives (a row without a label is a negative of every
+    other row and the positive of none).
+    """
     labels = np.asarray(labels)
-    same = labels[:, None] == labels[None, :]
-    return same & ~np.eye(len(labels), dtype=bool), ~same
+    if labels.ndim == 2:
+        indicator = labels.astype(np.int32)
+        same = indicator @ indicator.T > 0
+    else:
+        same = labels[:, None] == labels[None, :]
+    other = ~np.eye(len(labels), dtype=bool)
+    return same & other, ~same & other
 
 
 def following_positives(labels: np.ndarray, max_positives: int | None) -> np.ndarray:

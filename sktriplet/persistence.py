@@ -87,6 +87,7 @@ def save(estimator: TripletEmbedder, path: str | os.PathLike) -> None:
             if hasattr(estimator, "feature_names_in_")
             else None
         ),
+        "_multilabel": bool(getattr(estimator, "_multilabel", False)),
         "n_features_in_": int(estimator.n_features_in_),
         "sample_shape": [int(s) for s in estimator._sample_shape],
         "n_components_": int(estimator.n_components_),

@@ -56,13 +56,39 @@ class _CyclingPool:
         return np.concatenate(out)
 
 
+def _members(y) -> dict:
+    """The rows of each class of ``y`` (class codes ``0 .. n - 1``), or of each
+    label of a multi-label indicator matrix, where a row with several labels
+    is a member of each."""
+    y = np.asarray(y)
+    if y.ndim == 2:
+        columns = (np.flatnonzero(y[:, c]) for c in range(y.shape[1]))
+        return {c: rows for c, rows in enumerate(columns) if len(rows)}
+    return {c: np.flatnonzero(y == c) for c in np.flatnonzero(np.bincount(y))}
+
+
+def _unpaired(y, members: dict, eligible: list) -> np.ndarray:
+    """The rows in no class (or label) of two rows or more: those of the
+    single-row classes in class order; in a multi-label ``y``, the rows with
+    no label of two rows or more, in row order."""
+    if np.ndim(y) == 2:
+        paired = np.zeros(len(y), dtype=bool)
+        for c in eligible:
+            paired[members[c]] = True
+        return np.flatnonzero(~paired)
+    lone = [rows[0] for rows in members.values() if len(rows) == 1]
+    return np.array(lone, dtype=np.intp)
+
+
 class ClassBalancedSampler:
     """Draws batches of ``n_groups`` classes times ``samples_per_group`` rows.
 
     Parameters
     ----------
-    y : ndarray of shape (n_samples,)
-        Integer class labels, ``0 .. n_classes - 1``.
+    y : ndarray of shape (n_samples,) or (n_samples, n_labels)
+        Integer class labels, ``0 .. n_classes - 1``, or a multi-label
+        indicator matrix: a group is then the rows of one label (a row with
+        several labels can be drawn for each).
     batch_size : int
         Upper bound on the rows per batch.  The batch holds
         ``n_groups * samples_per_group <= batch_size`` rows.
@@ -86,7 +112,8 @@ class ClassBalancedSampler:
     -----
     Classes with a single sample cannot provide a positive pair.  They are pooled
     into one extra group of distinct singleton rows, so that they still serve as
-    negatives for the other classes.
+    negatives for the other classes; so are the rows of a multi-label ``y``
+    that have no label, or only labels of a single row.
 
     Examples
     --------
@@ -111,13 +138,9 @@ class ClassBalancedSampler:
         samples_per_class: int,
         random_state: np.random.RandomState,
     ) -> None:
-        y = np.asarray(y)
-        counts = np.bincount(y)
-        members = {c: np.flatnonzero(y == c) for c in np.flatnonzero(counts)}
+        members = _members(y)
         eligible = [c for c, rows in members.items() if len(rows) >= 2]
-        singletons = np.array(
-            [rows[0] for rows in members.values() if len(rows) == 1], dtype=np.intp
-        )
+        singletons = _unpaired(y, members, eligible)
         if not eligible:
             raise ValueError(
                 "No class has two or more samples, so no positive pair exists; "
@@ -163,8 +186,9 @@ def validation_split(
 
     Parameters
     ----------
-    y : ndarray of shape (n_samples,)
-        Integer class labels.
+    y : ndarray of shape (n_samples,) or (n_samples, n_labels)
+        Integer class labels, or a multi-label indicator matrix (split at
+        random: it has no classes to stratify by or to hold out).
     fraction : float
         Share of the rows (``"stratified"``) or of the classes
         (``"class_disjoint"``) to hold out.
@@ -185,6 +209,8 @@ def validation_split(
     train_idx, val_idx : ndarray of int
     """
     y = np.asarray(y)
+    if y.ndim == 2:
+        return _multilabel_split(y, fraction, strategy, random_state, max_samples)
     classes, counts = np.unique(y, return_counts=True)
     if strategy == "class_disjoint":
         candidates = random_state.permutation(classes[counts >= 2])
@@ -215,6 +241,31 @@ def validation_split(
     if strategy == "stratified":
         train_idx = np.sort(np.concatenate([train_idx, val_idx[~keep]]))
     return train_idx, val_idx[keep]
+
+
+def _multilabel_split(y, fraction, strategy, random_state, max_samples):
+    """A random ``fraction`` of the rows of a multi-label indicator ``y``
+    (at most ``max_samples``), as :func:`validation_split`."""
+    if strategy == "class_disjoint":
+        raise ValueError(
+            "validation_strategy='class_disjoint' holds out whole classes, which "
+            "a multi-label y does not have (a sample has several labels); use "
+            "validation_strategy='stratified', which holds out a random share "
+            "of the samples."
+        )
+    n_val = int(round(fraction * len(y)))
+    if max_samples is not None:
+        n_val = min(n_val, max_samples)
+    order = random_state.permutation(len(y))
+    train_idx, val_idx = np.sort(order[n_val:]), np.sort(order[:n_val])
+    if y[val_idx].sum(axis=0).max(initial=0) < 2 or y[train_idx].sum(0).max() < 2:
+        raise ValueError(
+            f"early_stopping needs a validation set and a training set that each "
+            f"hold two or more samples of some label; validation_fraction="
+            f"{fraction} of the {len(y)} samples gives none. Raise "
+            "validation_fraction or set early_stopping=False."
+        )
+    return train_idx, val_idx
 
 
 def spread_rows(rows: np.ndarray) -> np.ndarray:

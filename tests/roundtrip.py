@@ -49,6 +49,10 @@ def _stock_encoder():
 def _data(kind: str):
     """The data a kind is fitted on and transforms: X and y."""
     X, y = _digits()
+    if kind == "multilabel":  # the digit, and whether it is even, and small
+        digit = np.searchsorted(np.unique(y), y)
+        columns = [digit[:, None] == np.arange(10), digit % 2 == 0, digit < 5]
+        return X, np.column_stack(columns).astype(np.uint8)
     if kind == "conv":
         return X.reshape(-1, 8, 8, 1), y
     if kind == "dataframe":
@@ -63,7 +67,7 @@ def fit(kind: str):
 
     quick = dict(epochs=2, hidden_layer_sizes=(16,), random_state=0, device="cpu")
     X, y = _data(kind)
-    if kind in ("mlp", "conv", "dataframe"):
+    if kind in ("mlp", "conv", "dataframe", "multilabel"):
         return TripletEmbedder(**quick).fit(X, y)
     if kind == "keras_model":
         return TripletEmbedder(encoder=_stock_encoder(), **quick).fit(X, y)
@@ -89,6 +93,7 @@ KINDS = (
     "mixed_bfloat16",
     "partial_fit",
     "strategy",
+    "multilabel",
 )
 
 
@@ -113,6 +118,7 @@ def _fitted_state(emb) -> dict:
         "n_components_": int(emb.n_components_),
         "n_iter_": int(emb.n_iter_),
         "feature_names_in_": None if names is None else names.tolist(),
+        "multilabel": bool(getattr(emb, "_multilabel", False)),
     }
 
 

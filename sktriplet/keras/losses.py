@@ -71,11 +71,20 @@ def _eye(n):
 
 
 def _pair_masks(labels):
-    """``positive[i, j]``: same label, ``i != j``; ``negative[i, j]``: other label."""
-    labels = ops.reshape(labels, (-1,))
-    same = ops.equal(labels[:, None], labels[None, :])
-    positive = ops.logical_and(same, ops.logical_not(_eye(ops.shape(labels)[0])))
-    return positive, ops.logical_not(same)
+    """``positive[i, j]``: same label, ``i != j``; ``negative[i, j]``: other label.
+
+    ``labels`` of shape ``(batch, n_labels)`` with ``n_labels > 1`` is a
+    multi-label indicator: rows that share a label are positives, rows that
+    share none negatives (as :func:`sktriplet.mining._pair_masks`).
+    """
+    if len(labels.shape) == 2 and labels.shape[1] != 1:
+        indicator = ops.cast(labels, "float32")
+        same = ops.matmul(indicator, ops.transpose(indicator)) > 0.5
+    else:
+        labels = ops.reshape(labels, (-1,))
+        same = ops.equal(labels[:, None], labels[None, :])
+    other = ops.logical_not(_eye(ops.shape(labels)[0]))
+    return ops.logical_and(same, other), ops.logical_and(ops.logical_not(same), other)
 
 
 def _merge_sorted(values, thresholds):
@@ -116,7 +125,9 @@ def triplet_slots(
 
     Parameters
     ----------
-    labels : tensor of shape (batch,)
+    labels : tensor of shape (batch,) or (batch, n_labels)
+        One label per row, or a multi-label indicator (a positive shares a
+        label with its anchor, a negative none).
     distances : tensor of shape (batch, batch)
         Pairwise distances of the batch's embeddings.
     mining : {"random", "hard", "semihard"}
@@ -320,7 +331,9 @@ def triplet_loss(
 
     Parameters
     ----------
-    labels : tensor of shape (batch,)
+    labels : tensor of shape (batch,) or (batch, n_labels)
+        One label per row, or a multi-label indicator (a positive shares a
+        label with its anchor, a negative none).
     embeddings : tensor of shape (batch, dim)
     margin : float
     mining : {"random", "all", "hard", "semihard"}
@@ -350,9 +363,10 @@ def triplet_loss(
 class TripletLoss(keras.losses.Loss):
     """Triplet margin loss with in-batch mining, as a Keras loss.
 
-    ``y_true`` holds the integer labels of the batch, ``y_pred`` its
-    embeddings: ``model.compile(loss=TripletLoss())`` trains any Keras
-    embedding model, on batches that hold several rows per class.  It computes
+    ``y_true`` holds the integer labels of the batch (or a multi-label
+    indicator of shape ``(batch, n_labels)``), ``y_pred`` its embeddings:
+    ``model.compile(loss=TripletLoss())`` trains any Keras embedding model, on
+    batches that hold several rows per class.  It computes
     :func:`triplet_loss`, the loss of sktriplet's own training step.
 
     Parameters
@@ -385,8 +399,10 @@ class TripletLoss(keras.losses.Loss):
         self._seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, y_true, y_pred):
+        if len(y_true.shape) != 2 or y_true.shape[1] == 1:  # one label per row
+            y_true = ops.reshape(y_true, (-1,))
         return triplet_loss(
-            ops.reshape(y_true, (-1,)),
+            y_true,
             y_pred,
             self.margin,
             self.mining,
