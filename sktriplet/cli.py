@@ -1,6 +1,7 @@
 """The ``sktriplet`` command: train and apply an embedding from CSV files.
 
     sktriplet fit data.csv --target label --output model.sktriplet
+    sktriplet fit data.csv --target tags --label-separator "|" --output model.sktriplet
     sktriplet transform model.sktriplet data.csv --output embeddings.csv
 
 Models are written in the safe format of :mod:`sktriplet.persistence`.  Errors
@@ -111,7 +112,7 @@ def _fit(args) -> None:
     if not columns:
         raise CommandError(f"{args.data} has no feature column besides the target")
     X = _features(args.data, header, body, [header.index(c) for c in columns])
-    y = np.array([row[header.index(args.target)] for row in body])
+    y, kind = _labels([row[header.index(args.target)] for row in body], args)
     embedder = TripletEmbedder(
         n_components=args.n_components,
         margin=args.margin,
@@ -128,8 +129,23 @@ def _fit(args) -> None:
     save(embedder, args.output)
     print(
         f"trained on {len(X)} rows, {len(columns)} features, "
-        f"{len(embedder.classes_)} classes; model written to {args.output}"
+        f"{len(embedder.classes_)} {kind}; model written to {args.output}"
     )
+
+
+def _labels(cells: list[str], args) -> tuple[np.ndarray, str]:
+    """The target column as ``y``: one label per row, or with
+    ``--label-separator`` the multi-label indicator matrix of the labels each
+    cell lists (an empty cell: a row without a label); and what its columns
+    are."""
+    if args.label_separator is None:
+        return np.array(cells), "classes"
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    sets = [
+        [label for label in cell.split(args.label_separator) if label] for cell in cells
+    ]
+    return MultiLabelBinarizer().fit_transform(sets), "labels"
 
 
 def _transform(args) -> None:
@@ -173,6 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("data", help="CSV file with a header line")
     fit.add_argument("--target", required=True, help="name of the label column")
     fit.add_argument("--output", required=True, help="model file to write")
+    fit.add_argument(
+        "--label-separator",
+        metavar="SEP",
+        default=None,
+        help="the target column lists several labels per row, separated by SEP "
+        "(as 'beach|sunset' with SEP '|'): rows that share a label are "
+        "positives, rows that share none negatives; an empty cell is a row "
+        "without a label",
+    )
     fit.add_argument(
         "--n-components", type=int, default=None, help="embedding size (default: 32)"
     )

@@ -160,7 +160,8 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         The fitted embedding network.
 
     classes_ : ndarray of shape (n_classes,)
-        The labels seen in ``fit``.
+        The labels seen in ``fit``; for a multi-label ``y``, the indices of
+        its label columns.
 
     n_components_ : int
         Size of the embedding.
@@ -306,8 +307,10 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         X : array-like of shape (n_samples, n_features) or images
             Vectors, or images ``(n_samples, height, width[, channels])``; with
             an ``encoder``, any shape it accepts.
-        y : array-like of shape (n_samples,)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels: two classes or more, one with two samples or more.
+            Or a multi-label binary indicator matrix (dense or sparse): rows
+            that share a label are positives, rows that share none negatives.
 
         Returns
         -------
@@ -328,7 +331,8 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            As in ``fit``; the same kind of ``y`` in every call.
 
         Returns
         -------
@@ -487,7 +491,9 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         ----------
         X : array-like of shape (n_samples, n_features)
             Held-out data, each row a query against all the others.
-        y : array-like of shape (n_samples,)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Labels, or a multi-label indicator matrix (a retrieved row is then
+            relevant when it shares a label with the query).
 
         Returns
         -------

@@ -82,6 +82,35 @@ def test_fit_then_transform_as_two_commands(data_csv, tmp_path):
         np.testing.assert_allclose(np.array(rows[1:], dtype=float), expected, atol=1e-6)
 
 
+def test_fit_a_column_of_label_sets_then_transform(tmp_path):
+    """A target column listing several labels a row ('even|small'; empty: none)
+    trains a multi-label model, in one process; another embeds with it."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:200] / 16.0, y[:200]
+    tags = [
+        "|".join(t for t, on in (("even", d % 2 == 0), ("small", d < 5)) if on)
+        for d in y
+    ]
+    data = tmp_path / "tagged.csv"
+    with open(data, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([f"px{i}" for i in range(64)] + ["tags"])
+        w.writerows([*row.tolist(), tag] for row, tag in zip(X, tags))
+    model, out = tmp_path / "tags.sktriplet", tmp_path / "emb.csv"
+    fit = _command(
+        "fit", str(data), "--target", "tags", "--label-separator", "|",
+        "--output", str(model), "--epochs", "2",
+    )  # fmt: skip
+    assert fit.returncode == 0, fit.stderr
+    assert "trained on 200 rows, 64 features, 2 labels" in fit.stdout
+    transform = _command("transform", str(model), str(data), "--output", str(out))
+    assert transform.returncode == 0, transform.stderr
+    restored = load(model)
+    assert restored._multilabel and restored.classes_.tolist() == [0, 1]
+    rows = np.array(list(csv.reader(open(out)))[1:], dtype=float)
+    np.testing.assert_allclose(rows, restored.transform(X), atol=1e-6)
+
+
 def test_transform_rejects_cells_that_are_not_finite(data_csv, tmp_path, capsys):
     model = tmp_path / "model.sktriplet"
     fit = ["fit", str(data_csv), "--target", "label", "--output", str(model)]
