@@ -15,10 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from ._validation import UNLABELLED
 from .metrics import RETRIEVAL_METRIC
 from .mining import positives_per_anchor
 from .sampling import (
     ClassBalancedSampler,
+    PartlyLabelledSampler,
     channel_moments,
     noise_scale,
     noisy_batches,
@@ -65,7 +67,9 @@ class FitPlan:
     sequence each time; each epoch is ``n_batches`` of them.  ``validation`` is
     ``(X_val, y_val, metric)`` for early stopping, or None.  ``adaptive`` turns
     on the learning-rate schedule (see ``TripletEmbedder``).  ``train_rows``
-    are the rows of ``X`` the batches are drawn from.
+    are the rows of ``X`` the batches are drawn from.  ``unlabeled_weight``
+    weighs the self-supervised triplets of unlabelled rows against the others;
+    None when every row is labelled.
     """
 
     encoder: Any
@@ -74,6 +78,7 @@ class FitPlan:
     n_batches: int
     epochs: int
     margin: float
+    unlabeled_weight: float | None
     mining: str
     distance: str
     max_positives: int | None
@@ -118,9 +123,12 @@ def plan_fit(params: dict, X, y, rng, *, partial=False, fitted=None) -> FitPlan:
         )
     sampler_seed = int(rng.randint(_SEED_RANGE))
 
+    partly_labelled = y.ndim == 1 and bool(np.any(y[train_idx] == UNLABELLED))
+    sampler_class = PartlyLabelledSampler if partly_labelled else ClassBalancedSampler
+
     def make_sampler():
         # A new sampler replays the same batches: the input can be re-read.
-        return ClassBalancedSampler(
+        return sampler_class(
             y[train_idx],
             batch_size,
             params["samples_per_class"],
@@ -146,6 +154,7 @@ def plan_fit(params: dict, X, y, rng, *, partial=False, fitted=None) -> FitPlan:
         epochs=1 if partial else params["epochs"],
         adaptive=params["learning_rate_schedule"] == "adaptive" and not partial,
         margin=params["margin"],
+        unlabeled_weight=params["unlabeled_weight"] if partly_labelled else None,
         mining=params["mining"],
         distance=params["distance"],
         # In a multi-label batch an anchor's positives may lie in any group.
@@ -181,14 +190,20 @@ def _validation_rows(params: dict, y, rng, partial: bool):
             return every, None
     elif not early_stopping:
         return every, None
+    # Unlabelled rows cannot be scored: only labelled ones are held out.
+    labelled = every if y.ndim == 2 else np.flatnonzero(y != UNLABELLED)
     try:
-        return validation_split(
-            y,
+        train_idx, val_idx = validation_split(
+            y[labelled],
             params["validation_fraction"],
             params["validation_strategy"],
             rng,
             MAX_VALIDATION_SAMPLES,
         )
+        if len(labelled) == len(y):
+            return train_idx, val_idx
+        train_idx = np.union1d(labelled[train_idx], np.setdiff1d(every, labelled))
+        return train_idx, labelled[val_idx]
     except ValueError:
         if early_stopping != "auto":
             raise

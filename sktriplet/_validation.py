@@ -118,17 +118,52 @@ def indicator_or_labels(y):
     )
 
 
+UNLABELLED = -1  # the code of an unlabelled sample, as in sklearn.semi_supervised
+
+
+def unlabelled_rows(y) -> np.ndarray:
+    """Which samples of a 1-D ``y`` are unlabelled: those equal to -1 in
+    integer (or integral float) labels, as ``sklearn.semi_supervised`` marks
+    them.  String labels mixed with -1 are refused: there -1 could be a label."""
+    if y.dtype.kind in "iu" or (y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0)):
+        return y == UNLABELLED
+    if y.dtype.kind in "OUS" and any(
+        (str(v) == str(UNLABELLED)) for v in np.unique(y.astype(str))
+    ):
+        raise ValueError(
+            "y mixes string labels with -1. Unlabelled samples are marked with "
+            "-1 in integer labels only, as sklearn.semi_supervised does: encode "
+            "the labels as integers (LabelEncoder on the labelled samples) and "
+            "set the unlabelled ones to -1."
+        )
+    return np.zeros(len(y), dtype=bool)
+
+
 def check_labels(y, known=None) -> tuple[np.ndarray, np.ndarray]:
     """The classes of ``y`` (joined with the ``known`` ones) and ``y`` as int32
     codes into them; refuses labels that cannot form a triplet.
 
     A multi-label indicator ``y`` (see :func:`indicator_or_labels`) gives its
     label indices as classes and itself as a dense ``uint8`` matrix; ``known``
-    must then be the label indices of the same number of labels.
+    must then be the label indices of the same number of labels.  Unlabelled
+    samples of a 1-D ``y`` (see :func:`unlabelled_rows`) keep the code
+    :data:`UNLABELLED`; the classes are those of the labelled ones.
     """
     y = indicator_or_labels(y)
     if y.ndim == 2:
         return _check_indicator(y, known)
+    unlabelled = unlabelled_rows(y)
+    if unlabelled.all():
+        raise ValueError(
+            f"Every one of the {len(y)} samples is unlabelled (y == -1): "
+            "TripletEmbedder needs labelled samples of two classes or more; "
+            "-1 marks only the unlabelled ones."
+        )
+    if unlabelled.any():
+        classes, codes = check_labels(y[~unlabelled], known)
+        y_codes = np.full(len(y), UNLABELLED, dtype=np.int32)
+        y_codes[~unlabelled] = codes
+        return classes, y_codes
     check_classification_targets(y)
     classes, counts = np.unique(y, return_counts=True)
     if len(classes) < 2:

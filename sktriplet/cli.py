@@ -134,12 +134,16 @@ def _fit(args) -> None:
 
 
 def _labels(cells: list[str], args) -> tuple[np.ndarray, str]:
-    """The target column as ``y``: one label per row, or with
-    ``--label-separator`` the multi-label indicator matrix of the labels each
-    cell lists (an empty cell: a row without a label); and what its columns
-    are."""
+    """The target column as ``y``: one label per row (empty cells unlabelled,
+    -1 among the integer codes of the labels), or with ``--label-separator``
+    the multi-label indicator matrix of the labels each cell lists (an empty
+    cell: a row without a label); and what its columns are."""
     if args.label_separator is None:
-        return np.array(cells), "classes"
+        if "" not in cells:
+            return np.array(cells), "classes"
+        # Empty cells are unlabelled rows: -1 among the labels' integer codes.
+        names, codes = np.unique(np.array(cells), return_inverse=True)
+        return np.where(np.array(cells) == "", -1, codes - (names[0] == "")), "classes"
     from sklearn.preprocessing import MultiLabelBinarizer
 
     sets = [
@@ -187,7 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
         "column of labels (--target), every other column a numeric feature.",
     )
     fit.add_argument("data", help="CSV file with a header line")
-    fit.add_argument("--target", required=True, help="name of the label column")
+    fit.add_argument(
+        "--target",
+        required=True,
+        help="name of the label column; an empty cell is an unlabelled row",
+    )
     fit.add_argument("--output", required=True, help="model file to write")
     fit.add_argument(
         "--label-separator",

@@ -108,6 +108,16 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         feature's standard deviation.  "auto" is 0.5 for the default encoder on
         tabular data, 0 (off) for images and for a given ``encoder``.
 
+    unlabeled_weight : float, default=0.3
+        For partly labelled ``y`` (``-1`` marks an unlabelled sample, as in
+        ``sklearn.semi_supervised``): about half of each batch is unlabelled
+        samples, each twice, and the two copies, made different by
+        ``input_noise`` or the encoder's augmentation, are each other's
+        positive and every other sample's negative (a self-supervised triplet).
+        Those triplets weigh ``unlabeled_weight`` against 1 for the triplets of
+        labelled anchors; 0 leaves the unlabelled samples only as negatives of
+        the views.  Unused when every sample is labelled.
+
     early_stopping : "auto" or bool, default="auto"
         Hold out ``validation_fraction`` of the training data, score the
         embedding on it after each epoch (MAP@R), stop when the score has not
@@ -233,6 +243,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "learning_rate_schedule": [StrOptions({"adaptive", "constant"})],
         "input_noise": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
+        "unlabeled_weight": [Interval(Real, 0, None, closed="left")],
         "early_stopping": [StrOptions({"auto"}), "boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "validation_strategy": [StrOptions({"stratified", "class_disjoint"})],
@@ -261,6 +272,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         learning_rate=1e-2,
         learning_rate_schedule="adaptive",
         input_noise="auto",
+        unlabeled_weight=0.3,
         early_stopping="auto",
         validation_fraction=0.1,
         validation_strategy="stratified",
@@ -285,6 +297,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.learning_rate = learning_rate
         self.learning_rate_schedule = learning_rate_schedule
         self.input_noise = input_noise
+        self.unlabeled_weight = unlabeled_weight
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.validation_strategy = validation_strategy
@@ -308,9 +321,11 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             Vectors, or images ``(n_samples, height, width[, channels])``; with
             an ``encoder``, any shape it accepts.
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
-            Class labels: two classes or more, one with two samples or more.
-            Or a multi-label binary indicator matrix (dense or sparse): rows
-            that share a label are positives, rows that share none negatives.
+            Class labels: two classes or more, one with two samples or more;
+            ``-1`` marks an unlabelled sample (integer labels only; see
+            ``unlabeled_weight``).  Or a multi-label binary indicator matrix
+            (dense or sparse): rows that share a label are positives, rows that
+            share none negatives.
 
         Returns
         -------
@@ -493,16 +508,18 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             Held-out data, each row a query against all the others.
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Labels, or a multi-label indicator matrix (a retrieved row is then
-            relevant when it shares a label with the query).
+            relevant when it shares a label with the query).  Unlabelled
+            samples (``-1`` in integer labels) are left out.
 
         Returns
         -------
         score : float
             MAP@R in ``[0, 1]``.
         """
-        return mean_average_precision_at_r(
-            self.transform(X), y, metric=RETRIEVAL_METRIC[self.distance]
-        )
+        E, y = self.transform(X), np.asarray(y)
+        if y.ndim == 1 and y.dtype.kind in "iuf":
+            E, y = E[y != checks.UNLABELLED], y[y != checks.UNLABELLED]
+        return mean_average_precision_at_r(E, y, metric=RETRIEVAL_METRIC[self.distance])
 
     @property
     def _n_features_out(self) -> int:

@@ -15,6 +15,7 @@ import numpy as np
 
 __all__ = [
     "ClassBalancedSampler",
+    "PartlyLabelledSampler",
     "channel_moments",
     "noise_scale",
     "noisy_batches",
@@ -80,7 +81,20 @@ def _unpaired(y, members: dict, eligible: list) -> np.ndarray:
     return np.array(lone, dtype=np.intp)
 
 
-class ClassBalancedSampler:
+class _Sampler:
+    """What both samplers share: an epoch is ``n_batches`` of ``batch()``."""
+
+    n_batches: int
+
+    def batch(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def epoch(self) -> np.ndarray:
+        """Row indices of one epoch, shape ``(n_batches, batch_rows)``."""
+        return np.stack([self.batch() for _ in range(self.n_batches)])
+
+
+class ClassBalancedSampler(_Sampler):
     """Draws batches of ``n_groups`` classes times ``samples_per_group`` rows.
 
     Parameters
@@ -170,9 +184,63 @@ class ClassBalancedSampler:
             groups.append(self._singletons.take(k))
         return np.concatenate(groups)
 
-    def epoch(self) -> np.ndarray:
-        """Row indices of one epoch, shape ``(n_batches, batch_rows)``."""
-        return np.stack([self.batch() for _ in range(self.n_batches)])
+
+class PartlyLabelledSampler(_Sampler):
+    """Batches of labelled rows in the layout of :class:`ClassBalancedSampler`,
+    followed by two views of each of ``n_pairs`` unlabelled rows.
+
+    ``y`` holds class codes, and ``-1`` for an unlabelled row (as
+    ``sklearn.semi_supervised``).  About half of each batch is unlabelled:
+    ``n_pairs`` distinct unlabelled rows, drawn evenly over an epoch, each
+    twice (the training noise, or the encoder's augmentation, makes the two
+    copies two views of one row).  :attr:`view_codes` labels the copies: the
+    two views of a row share a code below -1, which no other row has, so that
+    they are each other's only positive.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktriplet.sampling import PartlyLabelledSampler
+    >>> y = np.array([0, 0, 1, 1, -1, -1, -1, -1])
+    >>> sampler = PartlyLabelledSampler(y, batch_size=8, samples_per_class=2,
+    ...                                 random_state=np.random.RandomState(0))
+    >>> batch = sampler.batch()
+    >>> sorted(y[batch[:4]].tolist()), y[batch[4:]].tolist()
+    ([0, 0, 1, 1], [-1, -1, -1, -1])
+    >>> batch[4:6].tolist() == batch[6:].tolist(), sampler.view_codes.tolist()
+    (True, [-2, -3, -2, -3])
+    """
+
+    def __init__(
+        self,
+        y: np.ndarray,
+        batch_size: int,
+        samples_per_class: int,
+        random_state: np.random.RandomState,
+    ) -> None:
+        y = np.asarray(y)
+        self._labelled_rows = np.flatnonzero(y != -1)
+        unlabelled = np.flatnonzero(y == -1)
+        self.n_pairs = min(batch_size // 4, len(unlabelled))
+        self._labelled = ClassBalancedSampler(
+            y[self._labelled_rows],
+            batch_size - 2 * self.n_pairs,
+            samples_per_class,
+            random_state,
+        )
+        self.n_groups = self._labelled.n_groups
+        self.samples_per_group = self._labelled.samples_per_group
+        self.batch_rows = self._labelled.batch_rows + 2 * self.n_pairs
+        self.n_batches = max(len(y) // self.batch_rows, 1)
+        self._unlabelled = _CyclingPool(unlabelled, random_state)
+        codes = -2 - np.arange(self.n_pairs)
+        self.view_codes = np.concatenate([codes, codes]).astype(np.int32)
+
+    def batch(self) -> np.ndarray:
+        """Row indices of one batch: labelled rows, then the pairs' rows twice."""
+        pairs = self._unlabelled.take(self.n_pairs, distinct=True)
+        labelled = self._labelled_rows[self._labelled.batch()]
+        return np.concatenate([labelled, pairs, pairs])
 
 
 def validation_split(
@@ -312,8 +380,10 @@ def channel_moments(X, rows: np.ndarray, chunk: int = 256):
 def noisy_batches(X, labels, rows, sampler, noise_scale=None, noise_seed=0):
     """Endless training batches ``(x, labels)`` of the rows ``rows`` of ``X``.
 
-    ``sampler`` (a :class:`ClassBalancedSampler` over ``labels[rows]``) picks
-    each batch's positions in ``rows``.  Rows are gathered batch by batch and
+    ``sampler`` (a :class:`ClassBalancedSampler`, or a
+    :class:`PartlyLabelledSampler`, over ``labels[rows]``) picks each batch's
+    positions in ``rows``; a partly labelled batch's unlabelled rows take the
+    sampler's ``view_codes``.  Rows are gathered batch by batch and
     cast to float32, so that ``X`` (a memmap, say) is never copied whole.  With
     ``noise_scale`` (one standard deviation per feature), Gaussian noise drawn
     from ``noise_seed`` is added to every batch: a new sampler and the same
@@ -327,9 +397,14 @@ def noisy_batches(X, labels, rows, sampler, noise_scale=None, noise_seed=0):
     (dtype('float32'), (4, 2), [0, 0, 1, 1])
     """
     noise = np.random.default_rng(noise_seed)
+    views = getattr(sampler, "view_codes", None)
     while True:
         for batch in rows[sampler.epoch()]:
             x = X[batch].astype(np.float32, copy=False)
             if noise_scale is not None:
                 x = x + noise_scale * noise.standard_normal(x.shape, dtype=np.float32)
-            yield x, labels[batch]
+            y = labels[batch]
+            if views is not None:  # the pairs of views of unlabelled rows
+                y = y.copy()
+                y[len(y) - len(views) :] = views
+            yield x, y

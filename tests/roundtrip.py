@@ -53,6 +53,9 @@ def _data(kind: str):
         digit = np.searchsorted(np.unique(y), y)
         columns = [digit[:, None] == np.arange(10), digit % 2 == 0, digit < 5]
         return X, np.column_stack(columns).astype(np.uint8)
+    if kind == "partly_labelled":  # integer labels, every other one unknown
+        codes = np.searchsorted(np.unique(y), y)
+        return X, np.where(np.arange(len(y)) % 2 == 0, codes, -1)
     if kind == "conv":
         return X.reshape(-1, 8, 8, 1), y
     if kind == "dataframe":
@@ -67,7 +70,7 @@ def fit(kind: str):
 
     quick = dict(epochs=2, hidden_layer_sizes=(16,), random_state=0, device="cpu")
     X, y = _data(kind)
-    if kind in ("mlp", "conv", "dataframe", "multilabel"):
+    if kind in ("mlp", "conv", "dataframe", "multilabel", "partly_labelled"):
         return TripletEmbedder(**quick).fit(X, y)
     if kind == "keras_model":
         return TripletEmbedder(encoder=_stock_encoder(), **quick).fit(X, y)
@@ -94,6 +97,7 @@ KINDS = (
     "partial_fit",
     "strategy",
     "multilabel",
+    "partly_labelled",
 )
 
 

@@ -111,6 +111,25 @@ def test_fit_a_column_of_label_sets_then_transform(tmp_path):
     np.testing.assert_allclose(rows, restored.transform(X), atol=1e-6)
 
 
+def test_fit_with_empty_label_cells_trains_on_them_unlabelled(tmp_path):
+    """Rows with an empty label cell are unlabelled (-1), not a class of ''."""
+    X, y = load_digits(return_X_y=True)
+    names = np.array(list("abcdefghij"))[y[:200]]
+    names[1::2] = ""
+    data = tmp_path / "partly.csv"
+    with open(data, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([f"px{i}" for i in range(64)] + ["label"])
+        w.writerows([*row.tolist(), name] for row, name in zip(X[:200] / 16, names))
+    model = tmp_path / "partly.sktriplet"
+    fit = _command(
+        "fit", str(data), "--target", "label", "--output", str(model), "--epochs", "2"
+    )
+    assert fit.returncode == 0, fit.stderr
+    assert "trained on 200 rows, 64 features, 10 classes" in fit.stdout
+    assert load(model).classes_.tolist() == list(range(10))
+
+
 def test_transform_rejects_cells_that_are_not_finite(data_csv, tmp_path, capsys):
     model = tmp_path / "model.sktriplet"
     fit = ["fit", str(data_csv), "--target", "label", "--output", str(model)]

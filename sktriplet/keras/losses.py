@@ -70,12 +70,16 @@ def _eye(n):
     return ops.equal(idx[:, None], idx[None, :])
 
 
-def _pair_masks(labels):
+def _pair_masks(labels, views=None):
     """``positive[i, j]``: same label, ``i != j``; ``negative[i, j]``: other label.
 
     ``labels`` of shape ``(batch, n_labels)`` with ``n_labels > 1`` is a
     multi-label indicator: rows that share a label are positives, rows that
     share none negatives (as :func:`sktriplet.mining._pair_masks`).
+
+    ``views`` (bool, one per row) marks the views of unlabelled rows: they are
+    negatives of each other (but of their twin) and of labelled rows only for
+    a view's anchor, never for a labelled anchor, whose class they may share.
     """
     if len(labels.shape) == 2 and labels.shape[1] != 1:
         indicator = ops.cast(labels, "float32")
@@ -84,7 +88,11 @@ def _pair_masks(labels):
         labels = ops.reshape(labels, (-1,))
         same = ops.equal(labels[:, None], labels[None, :])
     other = ops.logical_not(_eye(ops.shape(labels)[0]))
-    return ops.logical_and(same, other), ops.logical_and(ops.logical_not(same), other)
+    negative = ops.logical_and(ops.logical_not(same), other)
+    if views is not None:
+        allowed = ops.logical_or(views[:, None], ops.logical_not(views)[None, :])
+        negative = ops.logical_and(negative, allowed)
+    return ops.logical_and(same, other), negative
 
 
 def _merge_sorted(values, thresholds):
@@ -119,7 +127,12 @@ def _negatives_masked(distances, negative, margin=0.0):
 
 
 def triplet_slots(
-    labels, distances, mining: str = "semihard", seed=None, max_positives=None
+    labels,
+    distances,
+    mining: str = "semihard",
+    seed=None,
+    max_positives=None,
+    views=None,
 ):
     """The triplets that ``mining`` selects in a batch, as fixed-size slots.
 
@@ -151,7 +164,7 @@ def triplet_slots(
         a negative in the batch, or padding, does not).
     """
     distances = ops.stop_gradient(distances)
-    positive, negative = _pair_masks(labels)
+    positive, negative = _pair_masks(labels, views)
     has_both = ops.logical_and(ops.any(positive, axis=1), ops.any(negative, axis=1))
     anchors = ops.arange(ops.shape(distances)[0])
     if mining == "random":
@@ -236,7 +249,9 @@ def _semihard_slots(distances, positive, negative, max_positives):
     return flat(anchors), flat(columns), flat(negative_columns), flat(valid)
 
 
-def _all_triplets_hinge(labels, distances, margin, max_positives=None):
+def _all_triplets_hinge(
+    labels, distances, margin, max_positives=None, weight=None, views=None
+):
     """Hinge sum and counts of every valid triplet, each anchor paired with at
     most ``max_positives`` of its positives (None: every one).
 
@@ -246,8 +261,8 @@ def _all_triplets_hinge(labels, distances, margin, max_positives=None):
     per anchor (:func:`_sorted_all_triplets_hinge`).  The same sums either way.
     """
     if max_positives is None:
-        return _sorted_all_triplets_hinge(labels, distances, margin)
-    positive, negative = _pair_masks(labels)
+        return _sorted_all_triplets_hinge(labels, distances, margin, weight, views)
+    positive, negative = _pair_masks(labels, views)
     columns, is_positive = _positive_columns(positive, max_positives)
     ap = ops.take_along_axis(distances, columns, axis=1)  # (batch, max_positives)
     pairs = ops.logical_and(is_positive[:, :, None], negative[:, None, :])
@@ -255,14 +270,17 @@ def _all_triplets_hinge(labels, distances, margin, max_positives=None):
     violation = ops.where(pairs, hinges, 0.0)
     n_pos = ops.sum(ops.cast(is_positive, "float32"), axis=1)
     n_neg = ops.sum(ops.cast(negative, "float32"), axis=1)
-    return (
-        ops.sum(violation),
-        ops.sum(ops.cast(violation > 0, "float32")),
-        ops.sum(n_pos * n_neg),
-    )
+    active = ops.cast(violation > 0, "float32")
+    if weight is not None:  # per anchor
+        return (
+            ops.sum(ops.sum(violation, axis=(1, 2)) * weight),
+            ops.sum(ops.sum(active, axis=(1, 2)) * weight),
+            ops.sum(n_pos * n_neg * weight),
+        )
+    return ops.sum(violation), ops.sum(active), ops.sum(n_pos * n_neg)
 
 
-def _sorted_all_triplets_hinge(labels, distances, margin):
+def _sorted_all_triplets_hinge(labels, distances, margin, weight=None, views=None):
     """Sum of the hinge over every valid triplet, and the counts, in O(n**2).
 
     For an anchor-positive pair with threshold ``t = d(a, p) + margin``, the
@@ -270,7 +288,7 @@ def _sorted_all_triplets_hinge(labels, distances, margin):
     their hinges add up to ``count * t - (sum of those d(a, n))``: a count and a
     prefix sum over the anchor's negatives sorted together with the thresholds.
     """
-    positive, negative = _pair_masks(labels)
+    positive, negative = _pair_masks(labels, views)
     n = ops.shape(distances)[0]
     masked = _negatives_masked(distances, negative, margin)
     merged, order, is_value, values_before = _merge_sorted(masked, distances + margin)
@@ -280,17 +298,25 @@ def _sorted_all_triplets_hinge(labels, distances, margin):
     is_pair = ops.logical_and(
         ops.logical_not(is_value), ops.take_along_axis(positive, p, axis=1)
     )
-    n_active = ops.where(is_pair, values_before, 0)
-    hinge = ops.cast(n_active, "float32") * merged - sum_before
-    hinge_sum = ops.sum(ops.where(is_pair, hinge, 0.0))
+    n_active = ops.cast(ops.where(is_pair, values_before, 0), "float32")
+    hinge = ops.where(is_pair, n_active * merged - sum_before, 0.0)
     n_pos = ops.sum(ops.cast(positive, "float32"), axis=1)
     n_neg = ops.sum(ops.cast(negative, "float32"), axis=1)
-    n_triplets = ops.sum(n_pos * n_neg)
-    return hinge_sum, ops.sum(ops.cast(n_active, "float32")), n_triplets
+    if weight is not None:  # per anchor: the rows of the sort
+        hinge, n_active = hinge * weight[:, None], n_active * weight[:, None]
+        n_neg = n_neg * weight
+    return ops.sum(hinge), ops.sum(n_active), ops.sum(n_pos * n_neg)
 
 
 def triplet_hinge_totals(
-    labels, distances, margin, mining: str, seed=None, max_positives=None
+    labels,
+    distances,
+    margin,
+    mining: str,
+    seed=None,
+    max_positives=None,
+    anchor_weight=None,
+    views=None,
 ):
     """The hinge ``max(d(a, p) - d(a, n) + margin, 0)`` over the triplets that
     ``mining`` selects in a batch of pairwise ``distances`` (see
@@ -298,21 +324,28 @@ def triplet_hinge_totals(
     positive (active), and the number of triplets, each a float32 scalar.
 
     The training step divides the first two by the third: the loss and the
-    fraction of active triplets.  Other arguments as :func:`triplet_loss`.
+    fraction of active triplets.  ``anchor_weight``, one float per row, weighs
+    each triplet (in the three totals) by its anchor's weight; ``views`` marks
+    the views of unlabelled rows (see :func:`_pair_masks`).  Other arguments as
+    :func:`triplet_loss`.
     """
     if mining == "all":
-        return _all_triplets_hinge(labels, distances, margin, max_positives)
-    a, p, n, valid = triplet_slots(labels, distances, mining, seed, max_positives)
+        return _all_triplets_hinge(
+            labels, distances, margin, max_positives, anchor_weight, views
+        )
+    a, p, n, valid = triplet_slots(
+        labels, distances, mining, seed, max_positives, views
+    )
     flat = ops.reshape(distances, (-1,))
     size = ops.shape(distances)[0]
     ap_dist = ops.take(flat, a * size + p)
     an_dist = ops.take(flat, a * size + n)
     hinge = ops.where(valid, ops.relu(ap_dist - an_dist + margin), 0.0)
-    return (
-        ops.sum(hinge),
-        ops.sum(ops.cast(hinge > 0, "float32")),
-        ops.sum(ops.cast(valid, "float32")),
-    )
+    active, valid = ops.cast(hinge > 0, "float32"), ops.cast(valid, "float32")
+    if anchor_weight is not None:
+        weight = ops.take(anchor_weight, a)
+        hinge, active, valid = hinge * weight, active * weight, valid * weight
+    return ops.sum(hinge), ops.sum(active), ops.sum(valid)
 
 
 def triplet_loss(

@@ -77,6 +77,11 @@ class SiameseModel(keras.Model):
         ``"all"``: an anchor with more keeps those that follow it in the batch (see
         :func:`sktriplet.keras.triplet_loss`); ``K - 1`` for ``K`` rows per class
         leaves none out.
+    unlabeled_weight : float, optional
+        For partly labelled data: the weight of the triplets whose anchor is
+        one of two views of an unlabelled row (a label below -1, shared by the
+        two views only; see :class:`sktriplet.sampling.PartlyLabelledSampler`)
+        against those of labelled anchors.  None when every row is labelled.
     """
 
     def __init__(
@@ -87,6 +92,7 @@ class SiameseModel(keras.Model):
         distance: str = "squared_euclidean",
         seed: int | None = None,
         max_positives: int | None = None,
+        unlabeled_weight: float | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -95,6 +101,13 @@ class SiameseModel(keras.Model):
         self.distance = distance
         self.seed = seed
         self.max_positives = max_positives
+        # None: every row labelled.  Else the weight of the triplets whose
+        # anchor is a view of an unlabelled row (labels below -1).
+        self.unlabeled_weight_variable = None
+        if unlabeled_weight is not None:
+            self.unlabeled_weight_variable = keras.Variable(
+                unlabeled_weight, dtype="float32", trainable=False, name="unlabeled"
+            )
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.active_tracker = keras.metrics.Mean(name="active_fraction")
         # A variable, not a constant of the traced step: see ``reset``.
@@ -106,6 +119,11 @@ class SiameseModel(keras.Model):
     def margin(self) -> float:
         return float(keras.ops.convert_to_numpy(self.margin_variable))
 
+    @property
+    def unlabeled_weight(self) -> float | None:
+        weight = self.unlabeled_weight_variable
+        return None if weight is None else float(keras.ops.convert_to_numpy(weight))
+
     def reset(
         self,
         encoder,
@@ -114,6 +132,7 @@ class SiameseModel(keras.Model):
         seed: int,
         learning_rate: float,
         optimizer_state=None,
+        unlabeled_weight: float | None = None,
     ) -> None:
         """Make this model train exactly as a newly built one around ``encoder``
         (of the same architecture) would.
@@ -127,6 +146,8 @@ class SiameseModel(keras.Model):
         """
         copy_state(encoder, self.encoder)
         self.margin_variable.assign(margin)
+        if unlabeled_weight is not None:
+            self.unlabeled_weight_variable.assign(unlabeled_weight)
         self.seed = seed
         state = self.seed_generator.state
         seed_dtype = keras.backend.standardize_dtype(state.dtype)
@@ -159,6 +180,13 @@ class SiameseModel(keras.Model):
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
         y, y_pred = _gather_replicas(y, y_pred)
+        weight = views = None
+        if self.unlabeled_weight_variable is not None:
+            views = ops.reshape(y, (-1,)) < -1  # see PartlyLabelledSampler
+            # 1 for a labelled anchor, the variable's value for a view.
+            weight = 1.0 + ops.cast(views, "float32") * (
+                self.unlabeled_weight_variable - 1.0
+            )
         hinge_sum, n_active, n_triplets = triplet_hinge_totals(
             y,
             distance_matrix(y_pred, self.distance),
@@ -166,6 +194,8 @@ class SiameseModel(keras.Model):
             self.mining,
             self.seed_generator,
             self.max_positives,
+            weight,
+            views,
         )
         n_triplets = ops.maximum(n_triplets, 1.0)
         loss = hinge_sum / n_triplets  # triplet_loss
@@ -182,6 +212,7 @@ class SiameseModel(keras.Model):
             "distance": self.distance,
             "seed": self.seed,
             "max_positives": self.max_positives,
+            "unlabeled_weight": self.unlabeled_weight,
             "name": self.name,
         }
 

@@ -53,7 +53,8 @@ _POOL_KEYS = 8  # architectures kept; the least recently used is dropped
 
 def _architecture_key(encoder, *step) -> str | None:
     """What a traced training step depends on: the layers, and ``step`` (mining,
-    distance, positives per anchor, XLA, steps per call, device).
+    distance, positives per anchor, XLA, steps per call, device, unlabelled
+    rows).
 
     Initializers and seeds are left out (``reset`` overwrites the weights they
     drew, and the states of the random layers).
@@ -113,6 +114,7 @@ def siamese_model_for(encoder, plan, steps_per_execution: int = 1):
             jit_compile,
             steps_per_execution,
             plan.device,
+            plan.unlabeled_weight is not None,
         )
         if pooled
         else None
@@ -129,6 +131,7 @@ def siamese_model_for(encoder, plan, steps_per_execution: int = 1):
             seed=plan.seed,
             learning_rate=plan.learning_rate,
             optimizer_state=plan.optimizer_state,
+            unlabeled_weight=plan.unlabeled_weight,
         )
     else:
         with strategy.scope() if strategy is not None else nullcontext():
@@ -145,6 +148,7 @@ def siamese_model_for(encoder, plan, steps_per_execution: int = 1):
                 distance=plan.distance,
                 seed=plan.seed,
                 max_positives=plan.max_positives,
+                unlabeled_weight=plan.unlabeled_weight,
             )
             optimizer = keras.optimizers.Adam(plan.learning_rate)
             if plan.loss_scaling:
