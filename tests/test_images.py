@@ -172,16 +172,22 @@ def test_resnet50_backbone_with_the_seed_recipe():
 
 
 @pytest.mark.parametrize(
-    "shape, first_map",
-    [((8, 8, 1), (8, 8, 16)), ((16, 16, 1), (8, 8, 16)), ((32, 32, 3), (16, 16, 16))],
+    "shape, maps",
+    [
+        ((8, 8, 1), [(8, 8, 16), (4, 4, 32)]),
+        ((16, 16, 1), [(8, 8, 16), (8, 8, 32), (4, 4, 64)]),
+        ((32, 32, 3), [(16, 16, 16), (8, 8, 32), (8, 8, 64), (4, 4, 128)]),
+    ],
 )
-def test_the_first_stage_of_larger_images_is_a_strided_convolution(shape, first_map):
-    """From 16 pixels a side, the first convolution halves the side itself
-    (a quarter of the positions to compute); smaller images keep every pixel
-    until the pooling."""
+def test_stages_on_16_pixels_or_more_are_strided_convolutions(shape, maps):
+    """While the side is 16 pixels or more, a convolution halves it itself (a
+    quarter of the positions to compute); smaller maps keep every pixel until
+    the pooling."""
     from sktriplet.keras.encoders import build_conv_encoder
 
     encoder = build_conv_encoder(shape, 32, True, seed=0)
-    assert tuple(encoder.get_layer("conv_0").output.shape[1:]) == first_map
     names = [layer.name for layer in encoder.layers]
-    assert ("pool_0" in names) == (shape[0] < 16)
+    convs = [encoder.get_layer(n) for n in names if n.startswith("conv_")]
+    assert [tuple(c.output.shape[1:]) for c in convs] == maps
+    for stage, conv in enumerate(convs[:-1]):
+        assert (f"pool_{stage}" in names) == (conv.strides == (1, 1))

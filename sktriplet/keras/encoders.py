@@ -141,9 +141,9 @@ def build_conv_encoder(
       which could change what an image means (a 6 turned over is a 9).
     - Stages of a 3x3 convolution, batch normalisation and ReLU, each halving
       the side while it stays at least 8 pixels, the filters doubling from 16
-      to at most 128.  The first stage of images 16 pixels a side or more
-      halves it with a stride-2 convolution, which computes a quarter of the
-      positions of the largest feature map; later stages with 2x2 max pooling.
+      to at most 128.  A stage whose input is 16 pixels a side or more halves
+      it with a stride-2 convolution, which computes a quarter of the
+      positions of a large feature map; the others with 2x2 max pooling.
     - Flattens the last feature map (4 to 7 pixels a side) into the dense
       embedding, which keeps where each feature lies: a global average would
       pool that away.
@@ -158,7 +158,7 @@ def build_conv_encoder(
     )(h)
     side, filters, stage = min(input_shape[0], input_shape[1]), 16, 0
     while True:
-        strided = stage == 0 and side >= 16
+        strided = side >= 16
         h = keras.layers.Conv2D(
             filters,
             3,
