@@ -528,5 +528,6 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
+        tags.target_tags.multi_output = True  # a multi-label indicator y
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
