@@ -118,6 +118,30 @@ def indicator_or_labels(y):
     )
 
 
+def refuse_label_sets(y) -> None:
+    """Refuse ``y`` given as one list (or set) of labels per sample, which
+    numpy cannot make an array of when the lists differ in length, saying how
+    to turn it into the indicator matrix that multi-label ``y`` must be."""
+    if not isinstance(y, (list, tuple)) and not (
+        isinstance(y, np.ndarray) and y.dtype == object
+    ):
+        return
+    collection = (list, tuple, set, frozenset, np.ndarray)
+    if not len(y) or not isinstance(y[0], collection):
+        return
+    rows = [v for v in y if isinstance(v, collection)]
+    if rows and (
+        len(rows) < len(y)
+        or any(isinstance(v, (set, frozenset)) for v in rows)
+        or len({len(v) for v in rows}) > 1
+    ):
+        raise ValueError(
+            "y holds a collection of labels per sample. A multi-label y is "
+            "a binary indicator matrix, one column per label: pass "
+            "MultiLabelBinarizer().fit_transform(y)."
+        )
+
+
 UNLABELLED = -1  # the code of an unlabelled sample, as in sklearn.semi_supervised
 
 

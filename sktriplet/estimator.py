@@ -370,6 +370,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     def _fit(self, X, y, partial=False):
         warm_start = partial and hasattr(self, "encoder_")  # continue training it
+        checks.refuse_label_sets(y)
         # Validate the data, the labels and the parameters that depend on them.
         X, y = validate_data(
             self,

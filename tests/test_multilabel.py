@@ -150,6 +150,16 @@ def test_bad_indicator_matrices_are_refused_with_what_is_wrong(y, message):
         TripletEmbedder(epochs=1).fit(X, y)
 
 
+@pytest.mark.parametrize(
+    "label_sets",
+    [[["a", "b"], ["b"], ["a"], ["a", "c"]], [{0, 1}, {1}, {0}, {0, 2}]],
+)
+def test_label_sets_are_refused_with_how_to_make_an_indicator(label_sets):
+    X = np.random.RandomState(0).normal(size=(4, 3))
+    with pytest.raises(ValueError, match=re.escape("MultiLabelBinarizer()")):
+        TripletEmbedder(epochs=1).fit(X, label_sets)
+
+
 def test_partial_fit_keeps_to_one_kind_and_number_of_labels(multilabel_split, quick):
     X_tr, _, Y_tr, _ = multilabel_split
     emb = TripletEmbedder(**quick).partial_fit(X_tr, Y_tr)
