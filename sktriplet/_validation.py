@@ -151,9 +151,7 @@ def unlabelled_rows(y) -> np.ndarray:
     them.  String labels mixed with -1 are refused: there -1 could be a label."""
     if y.dtype.kind in "iu" or (y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0)):
         return y == UNLABELLED
-    if y.dtype.kind in "OUS" and any(
-        (str(v) == str(UNLABELLED)) for v in np.unique(y.astype(str))
-    ):
+    if y.dtype.kind in "OUS" and np.any(y.astype(str) == str(UNLABELLED)):
         raise ValueError(
             "y mixes string labels with -1. Unlabelled samples are marked with "
             "-1 in integer labels only, as sklearn.semi_supervised does: encode "

@@ -139,11 +139,13 @@ def _labels(cells: list[str], args) -> tuple[np.ndarray, str]:
     the multi-label indicator matrix of the labels each cell lists (an empty
     cell: a row without a label); and what its columns are."""
     if args.label_separator is None:
-        if "" not in cells:
-            return np.array(cells), "classes"
-        # Empty cells are unlabelled rows: -1 among the labels' integer codes.
-        names, codes = np.unique(np.array(cells), return_inverse=True)
-        return np.where(np.array(cells) == "", -1, codes - (names[0] == "")), "classes"
+        labels = np.array(cells)
+        labelled = labels != ""
+        if labelled.all():
+            return labels, "classes"
+        y = np.full(len(labels), -1)  # unlabelled, as sklearn.semi_supervised
+        y[labelled] = np.unique(labels[labelled], return_inverse=True)[1]
+        return y, "classes"
     from sklearn.preprocessing import MultiLabelBinarizer
 
     sets = [

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validation import UNLABELLED
+
 __all__ = [
     "ClassBalancedSampler",
     "PartlyLabelledSampler",
@@ -219,8 +221,8 @@ class PartlyLabelledSampler(_Sampler):
         random_state: np.random.RandomState,
     ) -> None:
         y = np.asarray(y)
-        self._labelled_rows = np.flatnonzero(y != -1)
-        unlabelled = np.flatnonzero(y == -1)
+        self._labelled_rows = np.flatnonzero(y != UNLABELLED)
+        unlabelled = np.flatnonzero(y == UNLABELLED)
         self.n_pairs = min(batch_size // 4, len(unlabelled))
         self._labelled = ClassBalancedSampler(
             y[self._labelled_rows],
