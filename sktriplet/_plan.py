@@ -67,13 +67,15 @@ class FitPlan:
     sequence each time; each epoch is ``n_batches`` of them.  ``validation`` is
     ``(X_val, y_val, metric)`` for early stopping, or None.  ``adaptive`` turns
     on the learning-rate schedule (see ``TripletEmbedder``).  ``train_rows``
-    are the rows of ``X`` the batches are drawn from.  ``unlabeled_weight``
+    are the rows of ``X`` the batches are drawn from, ``validation_rows`` those
+    held out (or None).  ``unlabeled_weight``
     weighs the self-supervised triplets of unlabelled rows against the others;
     None when every row is labelled.
     """
 
     encoder: Any
     train_rows: np.ndarray
+    validation_rows: np.ndarray | None
     batches: Callable[[], Iterator]
     n_batches: int
     epochs: int
@@ -96,7 +98,9 @@ class FitPlan:
     verbose: int
 
 
-def plan_fit(params: dict, X, y, rng, *, partial=False, fitted=None) -> FitPlan:
+def plan_fit(
+    params: dict, X, y, rng, *, partial=False, fitted=None, split=None
+) -> FitPlan:
     """The training run that the estimator's ``params`` ask for on ``(X, y)``.
 
     ``X`` is what the encoder takes, ``y`` integer class codes; ``params`` are
@@ -105,9 +109,14 @@ def plan_fit(params: dict, X, y, rng, *, partial=False, fitted=None) -> FitPlan:
     training rows.
     ``partial`` plans one epoch at the given learning rate (``partial_fit``),
     continuing ``fitted``, the fitted encoder and the optimizer's state, when
-    there is one.  Draws every seed from ``rng``, in a fixed order.
+    there is one.  ``split``, the ``(train_rows, validation_rows)`` of an
+    earlier plan, keeps its rows (a self-training round, whose ``y`` holds
+    pseudo-labels that must not be held out).  Draws every seed from ``rng``,
+    in a fixed order.
     """
-    train_idx, val_idx = _validation_rows(params, y, rng, partial)
+    if split is None:
+        split = _validation_rows(params, y, rng, partial)
+    train_idx, val_idx = split
     if fitted is not None:
         encoder, optimizer_state = fitted
     else:
@@ -146,6 +155,7 @@ def plan_fit(params: dict, X, y, rng, *, partial=False, fitted=None) -> FitPlan:
     return FitPlan(
         encoder=encoder,
         train_rows=train_idx,
+        validation_rows=val_idx,
         batches=lambda: noisy_batches(
             X, y, train_idx, make_sampler(), scale, noise_seed
         ),

@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _validation as checks
 from ._plan import plan_fit
+from ._self_training import pseudo_labels
 from .inference import DenseForward, embed_in_chunks
 from .metrics import RETRIEVAL_METRIC, mean_average_precision_at_r
 from .mining import DISTANCES, MINING_STRATEGIES
@@ -117,6 +118,16 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Those triplets weigh ``unlabeled_weight`` against 1 for the triplets of
         labelled anchors; 0 leaves the unlabelled samples only as negatives of
         the views.  Unused when every sample is labelled.
+
+    pseudo_label_rounds : int, default=1
+        For partly labelled ``y``: rounds of self-training after the fit.  In
+        each, the labels spread from the labelled samples over the learned
+        embedding (``LabelSpreading``, knn kernel); an unlabelled sample whose
+        10 nearest neighbours in the embedding all carry its spread label takes
+        that label, and the encoder is trained again, from a new start, on
+        these pseudo-labels.  Each round costs one more fit; ``history_`` and
+        ``n_iter_`` are those of the last.  0 turns self-training off;
+        ``partial_fit`` never runs it.  Unused when every sample is labelled.
 
     early_stopping : "auto" or bool, default="auto"
         Hold out ``validation_fraction`` of the training data, score the
@@ -244,6 +255,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "learning_rate_schedule": [StrOptions({"adaptive", "constant"})],
         "input_noise": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
         "unlabeled_weight": [Interval(Real, 0, None, closed="left")],
+        "pseudo_label_rounds": [Interval(Integral, 0, None, closed="left")],
         "early_stopping": [StrOptions({"auto"}), "boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "validation_strategy": [StrOptions({"stratified", "class_disjoint"})],
@@ -273,6 +285,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         learning_rate_schedule="adaptive",
         input_noise="auto",
         unlabeled_weight=0.3,
+        pseudo_label_rounds=1,
         early_stopping="auto",
         validation_fraction=0.1,
         validation_strategy="stratified",
@@ -298,6 +311,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.learning_rate_schedule = learning_rate_schedule
         self.input_noise = input_noise
         self.unlabeled_weight = unlabeled_weight
+        self.pseudo_label_rounds = pseudo_label_rounds
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.validation_strategy = validation_strategy
@@ -409,6 +423,16 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         from .keras.training import fit_encoder
 
         result = fit_encoder(plan)
+        if not partial and not multilabel:
+            for _ in range(self.pseudo_label_rounds):
+                # Self-training: train again, with confident unlabelled
+                # samples labelled over the embedding just learned.
+                y_round = self._pseudo_labels(result.encoder, X, y_codes, plan)
+                if y_round is None:
+                    break
+                split = (plan.train_rows, plan.validation_rows)
+                plan = plan_fit(params, X, y_round, rng, split=split)
+                result = fit_encoder(plan)
 
         # Commit the fitted state only once training has succeeded.
         history = result.history
@@ -424,6 +448,19 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         sample = X[plan.train_rows[:1000]]
         checks.warn_if_collapsed(sample, self._embed(sample), params)
         return self
+
+    def _pseudo_labels(self, encoder, X, y_codes, plan):
+        """``y_codes`` with pseudo-labels on its unlabelled training rows, or
+        None when none takes one."""
+        from .keras.models import embed
+
+        rows = plan.train_rows
+        if not np.any(y_codes[rows] == checks.UNLABELLED):
+            return None
+        embedding = embed(encoder, X, self.device)[rows]
+        y_round = y_codes.copy()
+        y_round[rows] = pseudo_labels(embedding, y_codes[rows])
+        return None if np.array_equal(y_round, y_codes) else y_round
 
     def __getstate__(self):
         if self.strategy is not None:

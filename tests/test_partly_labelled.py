@@ -8,6 +8,7 @@ from sklearn.model_selection import GridSearchCV
 
 from sktriplet import TripletEmbedder
 from sktriplet._plan import plan_fit
+from sktriplet._self_training import pseudo_labels
 from sktriplet.sampling import PartlyLabelledSampler
 
 
@@ -57,9 +58,63 @@ def test_unlabeled_weight_changes_nothing_without_unlabelled_samples(digits, qui
     assert plan.unlabeled_weight is None
     _, labels = next(plan.batches())
     assert (labels >= 0).all()  # no views
-    low = TripletEmbedder(**quick, unlabeled_weight=0.0).fit(X, y).transform(X)
-    high = TripletEmbedder(**quick, unlabeled_weight=5.0).fit(X, y).transform(X)
-    np.testing.assert_array_equal(low, high)
+    low = TripletEmbedder(**quick, unlabeled_weight=0.0, pseudo_label_rounds=0)
+    high = TripletEmbedder(**quick, unlabeled_weight=5.0, pseudo_label_rounds=2)
+    np.testing.assert_array_equal(
+        low.fit(X, y).transform(X), high.fit(X, y).transform(X)
+    )
+
+
+def test_pseudo_labels_only_where_the_spreading_reached_and_neighbours_agree():
+    # Two tight clusters with one labelled sample each, and a sample halfway.
+    rng = np.random.RandomState(0)
+    embedding = np.r_[np.zeros((12, 2)), np.ones((12, 2)), [[0.5, 0.5]]]
+    embedding[:24] += rng.normal(scale=0.01, size=(24, 2))
+    y = np.full(25, -1)
+    y[0], y[12] = 0, 1
+    y_pseudo = pseudo_labels(embedding, y)
+    assert y_pseudo[0] == 0 and y_pseudo[12] == 1
+    assert (y_pseudo[1:12] == 0).sum() > 5  # sample 0 spreads its label
+    # Here no other sample counts sample 12 among its 7 nearest neighbours, so
+    # its label reaches none of them: they stay unlabelled rather than take
+    # class 0, which LabelSpreading's transduction_ gives them.
+    assert set(y_pseudo[13:24]) == {-1}
+    assert y_pseudo[24] == -1  # its neighbours lie in both clusters
+
+
+def test_self_training_trains_again_on_pseudo_labels_holding_out_the_same_rows(
+    partly, quick, monkeypatch
+):
+    from sktriplet import estimator
+    from sktriplet.keras import training
+
+    plans, rounds = [], []
+
+    def record_plan(plan):
+        plans.append(plan)
+        return fit_encoder(plan)
+
+    def record_round(embedding, y):
+        rounds.append((y, pseudo_labels(embedding, y)))
+        return rounds[-1][1]
+
+    fit_encoder = training.fit_encoder
+    monkeypatch.setattr(training, "fit_encoder", record_plan)
+    monkeypatch.setattr(estimator, "pseudo_labels", record_round)
+    X, y = partly
+    TripletEmbedder(**quick, early_stopping=True).fit(X, y)
+    assert len(plans) == 2 and len(rounds) == 1
+    np.testing.assert_array_equal(plans[0].train_rows, plans[1].train_rows)
+    np.testing.assert_array_equal(plans[0].validation_rows, plans[1].validation_rows)
+    y_in, y_out = rounds[0]
+    assert len(y_in) == len(plans[0].train_rows)
+    labelled = y_in != -1
+    np.testing.assert_array_equal(y_out[labelled], y_in[labelled])
+    assert (y_out[~labelled] != -1).sum() > 0.5 * (~labelled).sum()
+
+    plans.clear()
+    TripletEmbedder(**quick, pseudo_label_rounds=0).fit(X, y)
+    assert len(plans) == 1
 
 
 @pytest.mark.backend

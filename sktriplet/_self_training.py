@@ -1,0 +1,80 @@
+"""Pseudo-labels for partly labelled data, spread over a learned embedding.
+
+Self-training, as :class:`sklearn.semi_supervised.SelfTrainingClassifier` does
+it for classifiers: after a fit, the unlabelled samples that the embedding
+places confidently in one class take that class as a label, and the encoder is
+trained again.  Plain numpy and scikit-learn, no Keras.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neighbors import NearestNeighbors
+from sklearn.semi_supervised import LabelSpreading
+
+from ._validation import UNLABELLED
+
+SPREADING_NEIGHBORS = 7  # LabelSpreading's own default
+AGREEING_NEIGHBORS = 10
+
+
+def pseudo_labels(embedding: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``y`` with its confidently placed unlabelled samples labelled.
+
+    The labels spread from the labelled samples over the nearest-neighbour
+    graph of ``embedding`` (:class:`~sklearn.semi_supervised.LabelSpreading`,
+    knn kernel).  An unlabelled sample takes its spread label when its 10
+    nearest neighbours all carry that same spread label; the others stay
+    unlabelled (``-1``), as do those the spreading does not reach.
+    LabelSpreading's own label distributions are no guide here: on a good
+    embedding nearly all of them are certain, including those of whole
+    clusters spread the wrong label.
+
+    Parameters
+    ----------
+    embedding : ndarray of shape (n_samples, n_components)
+    y : ndarray of shape (n_samples,)
+        Integer class codes, ``-1`` for an unlabelled sample.
+
+    Returns
+    -------
+    y_pseudo : ndarray of shape (n_samples,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> embedding = np.r_[np.zeros((12, 2)), np.ones((12, 2))]
+    >>> embedding[1:12] += np.random.RandomState(0).normal(scale=0.01, size=(11, 2))
+    >>> embedding[13:] += np.random.RandomState(1).normal(scale=0.01, size=(11, 2))
+    >>> y = np.full(24, -1)
+    >>> y[0], y[12] = 0, 1
+    >>> print(pseudo_labels(embedding, y))
+    [0 0 0 0 0 0 0 0 0 0 0 0 1 1 1 1 1 1 1 1 1 1 1 1]
+    """
+    n_samples = len(y)
+    spreading = LabelSpreading(
+        kernel="knn", n_neighbors=min(SPREADING_NEIGHBORS, n_samples - 1)
+    )
+    with warnings.catch_warnings():
+        # Not converged in max_iter still gives the labels of the graph's
+        # clusters, which is all the agreement test below needs.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        spreading.fit(embedding, y)
+    # A sample the spreading never reached has no label (sklearn gives it the
+    # first class): in a directed k-NN graph, a labelled sample no other
+    # sample counts among its neighbours spreads its label nowhere.
+    reached = spreading.label_distributions_.max(axis=1) > 0
+    spread = np.where(reached, spreading.transduction_, UNLABELLED)
+    neighbours = NearestNeighbors(
+        n_neighbors=min(AGREEING_NEIGHBORS, n_samples - 1)
+    ).fit(embedding)
+    # kneighbors() without X leaves each sample out of its own neighbours.
+    nearest = neighbours.kneighbors(return_distance=False)
+    agreed = reached & np.all(spread[nearest] == spread[:, None], axis=1)
+    take = (y == UNLABELLED) & agreed
+    y_pseudo = y.copy()
+    y_pseudo[take] = spread[take]
+    return y_pseudo
