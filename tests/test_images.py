@@ -175,19 +175,23 @@ def test_resnet50_backbone_with_the_seed_recipe():
     "shape, maps",
     [
         ((8, 8, 1), [(8, 8, 16), (4, 4, 32)]),
-        ((16, 16, 1), [(8, 8, 16), (8, 8, 32), (4, 4, 64)]),
-        ((32, 32, 3), [(16, 16, 16), (8, 8, 32), (8, 8, 64), (4, 4, 128)]),
+        ((16, 16, 1), [(8, 8, 8), (8, 8, 16), (4, 4, 32)]),
+        ((32, 32, 3), [(16, 16, 8), (8, 8, 16), (8, 8, 32), (4, 4, 64)]),
     ],
 )
 def test_stages_on_16_pixels_or_more_are_strided_convolutions(shape, maps):
     """While the side is 16 pixels or more, a convolution halves it itself (a
-    quarter of the positions to compute); smaller maps keep every pixel until
-    the pooling."""
+    quarter of the positions to compute), with a bias and no batch
+    normalisation, starting from 8 filters; smaller maps keep every pixel until
+    the pooling, and every stage on them is batch-normalised."""
     from sktriplet.keras.encoders import build_conv_encoder
 
     encoder = build_conv_encoder(shape, 32, True, seed=0)
     names = [layer.name for layer in encoder.layers]
     convs = [encoder.get_layer(n) for n in names if n.startswith("conv_")]
     assert [tuple(c.output.shape[1:]) for c in convs] == maps
-    for stage, conv in enumerate(convs[:-1]):
-        assert (f"pool_{stage}" in names) == (conv.strides == (1, 1))
+    for stage, conv in enumerate(convs):
+        plain = conv.strides == (1, 1)
+        if stage < len(convs) - 1:
+            assert (f"pool_{stage}" in names) == plain
+        assert (f"batch_norm_{stage}" in names) == plain == (not conv.use_bias)

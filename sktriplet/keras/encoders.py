@@ -140,10 +140,15 @@ def build_conv_encoder(
       (``RandomTranslation``, active in training only): no flip or rotation,
       which could change what an image means (a 6 turned over is a 9).
     - Stages of a 3x3 convolution, batch normalisation and ReLU, each halving
-      the side while it stays at least 8 pixels, the filters doubling from 16
-      to at most 128.  A stage whose input is 16 pixels a side or more halves
-      it with a stride-2 convolution, which computes a quarter of the
-      positions of a large feature map; the others with 2x2 max pooling.
+      the side while it stays at least 8 pixels, the filters doubling up to
+      128.  A stage whose input is 16 pixels a side or more halves it with a
+      stride-2 convolution, which computes a quarter of the positions of a
+      large feature map; the others with 2x2 max pooling.
+    - The large maps are where a stage costs most, so images of 16 pixels or
+      more start at 8 filters instead of 16, and their strided stages carry a
+      bias instead of batch normalisation (the standardised input and He
+      initialisation keep the scale there).  On small images, batch
+      normalisation in every stage keeps the quality (``docs/images.txt``).
     - Flattens the last feature map (4 to 7 pixels a side) into the dense
       embedding, which keeps where each feature lies: a global average would
       pool that away.
@@ -156,7 +161,8 @@ def build_conv_encoder(
     h = keras.layers.RandomTranslation(
         0.125, 0.125, fill_mode="nearest", seed=seed, name="shift"
     )(h)
-    side, filters, stage = min(input_shape[0], input_shape[1]), 16, 0
+    side = min(input_shape[0], input_shape[1])
+    filters, stage = (8 if side >= 16 else 16), 0
     while True:
         strided = side >= 16
         h = keras.layers.Conv2D(
@@ -164,11 +170,14 @@ def build_conv_encoder(
             3,
             strides=2 if strided else 1,
             padding="same",
-            use_bias=False,
+            use_bias=strided,
             kernel_initializer=keras.initializers.HeUniform(seed=seed + 1 + stage),
             name=f"conv_{stage}",
         )(h)
-        h = keras.layers.BatchNormalization(momentum=0.9, name=f"batch_norm_{stage}")(h)
+        if not strided:
+            h = keras.layers.BatchNormalization(
+                momentum=0.9, name=f"batch_norm_{stage}"
+            )(h)
         h = keras.layers.Activation("relu", name=f"relu_{stage}")(h)
         if side < 8:
             break
