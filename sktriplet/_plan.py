@@ -123,7 +123,7 @@ def plan_fit(
         encoder, optimizer_state = _encoder_plan(params, X, train_idx, rng), None
     batch_size = params["batch_size"]
     if batch_size == "auto":
-        batch_size = min(AUTO_BATCH_SIZE, len(train_idx))
+        batch_size = auto_batch_size(len(train_idx))
     elif batch_size > len(train_idx):
         raise ValueError(
             f"batch_size={batch_size} is larger than the {len(train_idx)} "
@@ -187,6 +187,21 @@ def plan_fit(
         callbacks=params["callbacks"],
         verbose=params["verbose"],
     )
+
+
+def auto_batch_size(n_samples: int) -> int:
+    """``batch_size="auto"``: 256, or for fewer samples the largest power of
+    two they fill.
+
+    Each batch shape is compiled once per process, so powers of two keep the
+    shapes few: the folds of a search on small data, or the parts of different
+    sizes given to ``partial_fit``, share a compiled step instead of compiling
+    one each (about a second).
+
+    >>> auto_batch_size(1797), auto_batch_size(200), auto_batch_size(130)
+    (256, 128, 128)
+    """
+    return min(AUTO_BATCH_SIZE, 1 << (max(n_samples, 1).bit_length() - 1))
 
 
 def _validation_rows(params: dict, y, rng, partial: bool):

@@ -80,8 +80,11 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         encoder; appended to a given encoder).
 
     batch_size : int or "auto", default="auto"
-        Rows per training batch.  "auto" is 256, or the number of samples when
-        there are fewer.
+        Rows per training batch.  "auto" is 256, or for fewer samples the
+        largest power of two they fill (128 for 200 samples), so that the
+        folds of a search on small data, or parts of different sizes given to
+        ``partial_fit``, share one compiled training step.  An epoch is as
+        many batches as make up the samples, rounded to the nearest.
 
     samples_per_class : int, default=4
         Least number of rows per class in a batch.  Each batch holds

@@ -84,7 +84,8 @@ def _unpaired(y, members: dict, eligible: list) -> np.ndarray:
 
 
 class _Sampler:
-    """What both samplers share: an epoch is ``n_batches`` of ``batch()``."""
+    """What both samplers share: an epoch is ``n_batches`` of ``batch()``,
+    as many as make up the samples (rounded to the nearest, at least one)."""
 
     n_batches: int
 
@@ -141,8 +142,8 @@ class ClassBalancedSampler(_Sampler):
     >>> sampler.n_groups, sampler.samples_per_group
     (3, 2)
     >>> batches = sampler.epoch()
-    >>> batches.shape
-    (1, 6)
+    >>> batches.shape  # 10 samples: 2 batches of 6, the nearest to 10
+    (2, 6)
     >>> np.bincount(y[batches[0]]).tolist()
     [2, 2, 2]
     """
@@ -168,7 +169,7 @@ class ClassBalancedSampler(_Sampler):
         self.n_groups = n_groups
         self.samples_per_group = max(batch_size // n_groups, 1)
         self.batch_rows = self.n_groups * self.samples_per_group
-        self.n_batches = max(len(y) // self.batch_rows, 1)
+        self.n_batches = max(round(len(y) / self.batch_rows), 1)
 
         self._n_class_groups = n_groups - n_extra
         self._classes = _CyclingPool(np.array(eligible), random_state)
@@ -233,7 +234,7 @@ class PartlyLabelledSampler(_Sampler):
         self.n_groups = self._labelled.n_groups
         self.samples_per_group = self._labelled.samples_per_group
         self.batch_rows = self._labelled.batch_rows + 2 * self.n_pairs
-        self.n_batches = max(len(y) // self.batch_rows, 1)
+        self.n_batches = max(round(len(y) / self.batch_rows), 1)
         self._unlabelled = _CyclingPool(unlabelled, random_state)
         codes = -2 - np.arange(self.n_pairs)
         self.view_codes = np.concatenate([codes, codes]).astype(np.int32)

@@ -76,13 +76,13 @@ for case in sys.argv[1:]:
     params = dict(epochs=4, encoder=encoder, random_state=0, mining=mining)
     one = TripletEmbedder(**params).fit(X, y)
     two = TripletEmbedder(strategy=strategy, **params).fit(X, y)
-    # Losses per epoch agree to 1e-6 (unsynchronised moments would give losses
+    # Losses per epoch agree to 1e-5 (unsynchronised moments would give losses
     # 10% apart).  The embeddings agree to 1e-3: the replicas' gradients are
     # summed in another order than one device's, and after four epochs of
     # semi-hard mining, whose choice of negative flips on such rounding, they
     # drift by about 2e-4.
     np.testing.assert_allclose(
-        two.history_["loss"], one.history_["loss"], rtol=1e-3 if bn else 1e-6
+        two.history_["loss"], one.history_["loss"], rtol=1e-3 if bn else 1e-5
     )
     np.testing.assert_allclose(
         two.transform(X), one.transform(X), atol=1e-2 if bn else 1e-3

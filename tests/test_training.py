@@ -7,6 +7,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from sktriplet import TripletEmbedder
+from sktriplet._plan import plan_fit
 
 keras = pytest.importorskip("keras")
 
@@ -243,6 +244,22 @@ def test_fits_on_data_of_different_sizes_reuse_one_traced_step():
     assert model.train_function is train_function
 
 
+def test_small_data_of_nearby_sizes_trains_on_one_batch_shape(digits):
+    # batch_size="auto" is a power of two below 256 samples: parts of 130 to
+    # 255 rows share one batch shape, hence one compiled step (the pool's key
+    # and XLA's cache), instead of compiling one each in partial_fit.
+    X, y = digits
+    params = TripletEmbedder().get_params()
+    steps = set()
+    for n in (130, 170, 255):
+        plan = plan_fit(params, X[:n], y[:n].astype(np.int32), np.random.RandomState(0))
+        x, _ = next(plan.batches())
+        steps.add((x.shape, plan.max_positives))
+    assert len(steps) == 1
+    (((rows, _), _),) = steps
+    assert 64 < rows <= 128
+
+
 class _Collapse(keras.callbacks.Callback):
     """Zeroes the embedding layer's kernel: every sample maps to one point."""
 
@@ -372,9 +389,10 @@ def test_partial_fit_continues_training_and_accepts_new_classes(digits, quick):
     # No schedule across calls: each trains at the given rate.
     assert emb.history_["learning_rate"] == [pytest.approx(emb.learning_rate)] * 5
     assert emb.score(X, y) > before
-    # Adam's step count runs on across the calls: one 256-row batch each.
+    # Adam's step count runs on across the calls: two batches each (about
+    # 200 rows in batches of 128, then 400 rows in batches of 250).
     (steps,) = [v for v in emb._optimizer_state if v.dtype.kind == "i" and v.ndim == 0]
-    assert steps == 5
+    assert steps == 10
 
 
 def test_partial_fit_validates_its_parameters_on_every_call(digits, quick):
@@ -401,6 +419,7 @@ def test_memmap_is_streamed_not_copied(tmp_path, dtype, cols):
     code = f"""
 import numpy as np, sys
 from sktriplet import TripletEmbedder
+from sktriplet._plan import plan_fit
 def anon():
     for line in open("/proc/self/status"):
         if line.startswith("RssAnon:"):
