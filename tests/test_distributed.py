@@ -55,7 +55,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 two_cpus = [tf.config.LogicalDeviceConfiguration()] * 2
 tf.config.set_logical_device_configuration(cpu, two_cpus)
 import numpy as np
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_digits, make_classification
 from sktriplet import TripletEmbedder
 from sktriplet.keras import build_mlp_encoder
 X, y = load_digits(return_X_y=True)
@@ -88,6 +88,12 @@ for case in sys.argv[1:]:
         two.transform(X), one.transform(X), atol=1e-2 if bn else 1e-3
     )
     print("same", case)
+# An epoch of 8 batches or more, which runs several steps per call without a
+# strategy, trains under one too.
+X, y = make_classification(2600, n_features=20, n_informative=10, n_classes=10)
+encoder = lambda: build_mlp_encoder((20,), (32,), 32, False, seed=0)
+TripletEmbedder(epochs=1, encoder=encoder, strategy=strategy).fit(X, y)
+print("trained 10 batches")
 """
 
 
@@ -105,4 +111,7 @@ def test_mirrored_strategy_on_two_logical_cpus_matches_one_device():
         env=env,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.split() == [word for c in cases for word in ("same", c)]
+    assert out.stdout.split() == [
+        *(word for c in cases for word in ("same", c)),
+        *("trained", "10", "batches"),
+    ]

@@ -4,7 +4,7 @@ import threading
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
+from sklearn.datasets import make_classification
 
 from sktriplet import TripletEmbedder
 from sktriplet._plan import plan_fit
@@ -228,18 +228,22 @@ def test_adaptive_schedule_stops_once_the_loss_settles_and_logs_the_rate():
 
 @pytest.mark.backend
 def test_fits_on_data_of_different_sizes_reuse_one_traced_step():
-    # The folds of a 3-fold search on the digits (1198 rows, 4 batches) and
-    # its refit on all 1797 (7 batches) train the same pooled model, whose
-    # traced step Keras keeps: no new trace.
+    # The folds of a 3-fold search on 3000 rows (2000 rows, 8 batches) and its
+    # refit on all of them (12 batches) both run 8 steps per call: they train
+    # the same pooled model, whose traced step Keras keeps.
     from sktriplet.keras import training
 
-    X, y = load_digits(return_X_y=True)
+    X, y = make_classification(
+        3000, n_features=20, n_informative=10, n_classes=10, random_state=0
+    )
     params = dict(epochs=1, hidden_layer_sizes=(24,), random_state=0)
-    TripletEmbedder(**params).fit(X[:1198] / 16, y[:1198])
-    (key,) = [k for k in training._POOL if '"units": 24' in k]
+    TripletEmbedder(**params).fit(X[:2000], y[:2000])
+    keys = [k for k in training._POOL if '"units": 24' in k]
+    (key,) = keys
     (model,) = training._POOL[key]
     train_function = model.train_function
-    TripletEmbedder(**params).fit(X / 16, y)
+    TripletEmbedder(**params).fit(X, y)
+    assert [k for k in training._POOL if '"units": 24' in k] == keys
     assert training._POOL[key] == [model]
     assert model.train_function is train_function
 

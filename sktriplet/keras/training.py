@@ -181,16 +181,17 @@ def steps_per_call(n_batches: int, most: int = 8) -> tuple[int, int]:
     dominates on small models.  Keras runs whole calls, so an epoch of
     ``n_batches >= most`` batches is rounded to the nearest whole number of
     calls of ``most`` steps (it changes by at most ``most / 2`` batches), and a
-    shorter one runs one step per call, whole.  Two values only, whatever the
-    size of the data: the folds of a cross-validation and the final refit, or
-    parts of different sizes given to ``partial_fit``, reuse one traced step
-    (the pool of :func:`siamese_model_for` is keyed by it) unless they fall on
-    either side of ``most`` batches.
+    shorter one runs whole, in one call.  A traced step is reused by the fits
+    whose value here is the same (the pool of :func:`siamese_model_for` is
+    keyed by it): on data of ``most`` batches or more, whatever its size, such
+    as the folds of a cross-validation and the final refit, or parts of
+    different sizes given to ``partial_fit``; below, on data of the same number
+    of batches.
 
     >>> steps_per_call(3), steps_per_call(7), steps_per_call(13), steps_per_call(300)
-    ((3, 1), (7, 1), (16, 8), (304, 8))
+    ((3, 3), (7, 7), (16, 8), (304, 8))
     """
-    per_call = most if n_batches >= most else 1
+    per_call = most if n_batches >= most else n_batches
     return max(round(n_batches / per_call), 1) * per_call, per_call
 
 
@@ -219,7 +220,10 @@ def fit_encoder(plan) -> TrainingResult:
         encoder, n_components = copy_encoder(plan.encoder), None
     else:
         encoder, n_components = build_encoder(plan.encoder)
-    steps_per_epoch, steps_per_execution = steps_per_call(plan.n_batches)
+    # Several steps per call fail under tf.distribute (TensorFlow asks for a
+    # placeholder of the multi-step loop): one step per call there.
+    most = 1 if plan.strategy is not None else 8
+    steps_per_epoch, steps_per_execution = steps_per_call(plan.n_batches, most)
     with (
         devices.placement(plan.device),
         siamese_model_for(encoder, plan, steps_per_execution) as model,
