@@ -174,7 +174,7 @@ def test_resnet50_backbone_with_the_seed_recipe():
 @pytest.mark.parametrize(
     "shape, maps",
     [
-        ((8, 8, 1), [(8, 8, 16), (4, 4, 32)]),
+        ((8, 8, 1), [(8, 8, 32), (4, 4, 64)]),
         ((16, 16, 1), [(8, 8, 8), (8, 8, 16), (4, 4, 32)]),
         ((32, 32, 3), [(16, 16, 8), (8, 8, 16), (8, 8, 32), (4, 4, 64)]),
     ],
@@ -183,7 +183,8 @@ def test_stages_on_16_pixels_or_more_are_strided_convolutions(shape, maps):
     """While the side is 16 pixels or more, a convolution halves it itself (a
     quarter of the positions to compute), with a bias and no batch
     normalisation, starting from 8 filters; smaller maps keep every pixel until
-    the pooling, and every stage on them is batch-normalised."""
+    the pooling, and every stage on them is batch-normalised.  Images under 16
+    pixels start from 32 filters."""
     from sktriplet.keras.encoders import build_conv_encoder
 
     encoder = build_conv_encoder(shape, 32, True, seed=0)

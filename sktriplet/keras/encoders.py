@@ -140,15 +140,15 @@ def build_conv_encoder(
       (``RandomTranslation``, active in training only): no flip or rotation,
       which could change what an image means (a 6 turned over is a 9).
     - Stages of a 3x3 convolution, batch normalisation and ReLU, each halving
-      the side while it stays at least 8 pixels, the filters doubling up to
-      128.  A stage whose input is 16 pixels a side or more halves it with a
+      the side while it stays at least 8 pixels, the filters doubling (up to
+      128).  A stage whose input is 16 pixels a side or more halves it with a
       stride-2 convolution, which computes a quarter of the positions of a
       large feature map; the others with 2x2 max pooling.
     - The large maps are where a stage costs most, so images of 16 pixels or
-      more start at 8 filters instead of 16, and their strided stages carry a
-      bias instead of batch normalisation (the standardised input and He
-      initialisation keep the scale there).  On small images, batch
-      normalisation in every stage keeps the quality (``docs/images.txt``).
+      more start at 8 filters, and their strided stages carry a bias instead
+      of batch normalisation (the standardised input and He initialisation
+      keep the scale there).  Smaller images, two cheap stages, start at 32
+      filters, with batch normalisation in both (``docs/images.txt``).
     - Flattens the last feature map (4 to 7 pixels a side) into the dense
       embedding, which keeps where each feature lies: a global average would
       pool that away.
@@ -162,7 +162,7 @@ def build_conv_encoder(
         0.125, 0.125, fill_mode="nearest", seed=seed, name="shift"
     )(h)
     side = min(input_shape[0], input_shape[1])
-    filters, stage = (8 if side >= 16 else 16), 0
+    filters, stage = (8 if side >= 16 else 32), 0
     while True:
         strided = side >= 16
         h = keras.layers.Conv2D(
