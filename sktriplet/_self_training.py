@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from scipy.sparse import csr_matrix
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neighbors import NearestNeighbors
 from sklearn.semi_supervised import LabelSpreading
@@ -55,9 +56,15 @@ def pseudo_labels(embedding: np.ndarray, y: np.ndarray) -> np.ndarray:
     [0 0 0 0 0 0 0 0 0 0 0 0 1 1 1 1 1 1 1 1 1 1 1 1]
     """
     n_samples = len(y)
-    spreading = LabelSpreading(
-        kernel="knn", n_neighbors=min(SPREADING_NEIGHBORS, n_samples - 1)
+    # One neighbour search serves both steps (it is the costly part: brute
+    # force in the embedding's dimensions).  kneighbors() without X leaves
+    # each sample out of its own neighbours.
+    nearest = (
+        NearestNeighbors(n_neighbors=min(AGREEING_NEIGHBORS, n_samples - 1))
+        .fit(embedding)
+        .kneighbors(return_distance=False)
     )
+    spreading = LabelSpreading(kernel=_knn_graph(nearest, SPREADING_NEIGHBORS))
     with warnings.catch_warnings():
         # Not converged in max_iter still gives the labels of the graph's
         # clusters, which is all the agreement test below needs.
@@ -68,13 +75,29 @@ def pseudo_labels(embedding: np.ndarray, y: np.ndarray) -> np.ndarray:
     # sample counts among its neighbours spreads its label nowhere.
     reached = spreading.label_distributions_.max(axis=1) > 0
     spread = np.where(reached, spreading.transduction_, UNLABELLED)
-    neighbours = NearestNeighbors(
-        n_neighbors=min(AGREEING_NEIGHBORS, n_samples - 1)
-    ).fit(embedding)
-    # kneighbors() without X leaves each sample out of its own neighbours.
-    nearest = neighbours.kneighbors(return_distance=False)
     agreed = reached & np.all(spread[nearest] == spread[:, None], axis=1)
     take = (y == UNLABELLED) & agreed
     y_pseudo = y.copy()
     y_pseudo[take] = spread[take]
     return y_pseudo
+
+
+def _knn_graph(nearest: np.ndarray, n_neighbors: int):
+    """LabelSpreading's ``kernel="knn"`` graph, from neighbours already found.
+
+    The same connectivity matrix as ``kneighbors_graph(X, n_neighbors)`` on
+    the training samples: each sample and its ``n_neighbors - 1`` nearest
+    others.  As a kernel callable: ``LabelSpreading.fit`` calls it once, with
+    the samples themselves.
+    """
+    n_samples = len(nearest)
+    columns = np.c_[np.arange(n_samples), nearest[:, : n_neighbors - 1]]
+    rows = np.repeat(np.arange(n_samples), columns.shape[1])
+    graph = csr_matrix(
+        (np.ones(rows.size), (rows, columns.ravel())), shape=(n_samples, n_samples)
+    )
+
+    def kernel(X, Y):
+        return graph
+
+    return kernel

@@ -8,7 +8,7 @@ from sklearn.model_selection import GridSearchCV
 
 from sktriplet import TripletEmbedder
 from sktriplet._plan import plan_fit
-from sktriplet._self_training import pseudo_labels
+from sktriplet._self_training import _knn_graph, pseudo_labels
 from sktriplet.sampling import PartlyLabelledSampler
 
 
@@ -80,6 +80,17 @@ def test_pseudo_labels_only_where_the_spreading_reached_and_neighbours_agree():
     # class 0, which LabelSpreading's transduction_ gives them.
     assert set(y_pseudo[13:24]) == {-1}
     assert y_pseudo[24] == -1  # its neighbours lie in both clusters
+
+
+def test_the_spreading_graph_is_that_of_labelspreadings_knn_kernel():
+    from sklearn.neighbors import NearestNeighbors
+
+    X = np.random.RandomState(0).normal(size=(50, 4))
+    nearest = NearestNeighbors(n_neighbors=10).fit(X).kneighbors(return_distance=False)
+    graph = _knn_graph(nearest, 7)(X, X)
+    # What kernel="knn" builds: each sample and its 6 nearest others.
+    expected = NearestNeighbors(n_neighbors=7).fit(X).kneighbors_graph(X)
+    assert (graph != expected).nnz == 0
 
 
 def test_self_training_trains_again_on_pseudo_labels_holding_out_the_same_rows(
