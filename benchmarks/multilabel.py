@@ -124,8 +124,8 @@ def main() -> None:
             mean, sd = runs.mean(axis=0), runs.std(axis=0)
             print(
                 f"| {method} | {mean[0]:.2f} | {mean[1]:.3f} ± {sd[1]:.3f} "
-                f"| {mean[1] / raw_f1:.2f} | {mean[2]:.3f} ± {sd[2]:.3f} "
-                f"| {mean[2] / raw_map:.2f} |"
+                f"| {mean[1] / raw_f1:.3f} | {mean[2]:.3f} ± {sd[2]:.3f} "
+                f"| {mean[2] / raw_map:.3f} |"
             )
 
 
