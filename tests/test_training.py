@@ -248,6 +248,20 @@ def test_fits_on_data_of_different_sizes_reuse_one_traced_step():
     assert model.train_function is train_function
 
 
+def test_partial_fit_parts_of_different_batch_counts_reuse_one_traced_step():
+    # Parts of 1, 2 and 4 batches: one epoch each, one step per call, so one
+    # pooled model (a fit would run each epoch in one call, a step per count).
+    from sktriplet.keras import training
+
+    X, y = make_classification(
+        1000, n_features=20, n_informative=10, n_classes=10, random_state=0
+    )
+    emb = TripletEmbedder(hidden_layer_sizes=(23,), random_state=0)
+    for part in (slice(0, 300), slice(0, 600), slice(0, 1000)):
+        emb.partial_fit(X[part], y[part])
+    assert len([k for k in training._POOL if '"units": 23' in k]) == 1
+
+
 def test_small_data_of_nearby_sizes_trains_on_one_batch_shape(digits):
     # batch_size="auto" is a power of two below 256 samples: parts of 130 to
     # 255 rows share one batch shape, hence one compiled step (the pool's key

@@ -174,24 +174,29 @@ def siamese_model_for(encoder, plan, steps_per_execution: int = 1):
                     _POOL.popitem(last=False)
 
 
-def steps_per_call(n_batches: int, most: int = 8) -> tuple[int, int]:
+def steps_per_call(
+    n_batches: int, most: int = 8, whole_epochs: bool = True
+) -> tuple[int, int]:
     """Steps per epoch and steps per call (Keras's ``steps_per_execution``).
 
     Running several steps per call saves Keras's per-step overhead, which
     dominates on small models.  Keras runs whole calls, so an epoch of
     ``n_batches >= most`` batches is rounded to the nearest whole number of
     calls of ``most`` steps (it changes by at most ``most / 2`` batches), and a
-    shorter one runs whole, in one call.  A traced step is reused by the fits
-    whose value here is the same (the pool of :func:`siamese_model_for` is
-    keyed by it): on data of ``most`` batches or more, whatever its size, such
-    as the folds of a cross-validation and the final refit, or parts of
-    different sizes given to ``partial_fit``; below, on data of the same number
-    of batches.
+    shorter one runs whole, in one call, with ``whole_epochs``, else one step
+    per call.  A traced step is reused by the fits whose value here is the same
+    (the pool of :func:`siamese_model_for` is keyed by it): on data of ``most``
+    batches or more, whatever its size, such as the folds of a cross-validation
+    and the final refit; below, on data of the same number of batches.  A
+    single epoch (``partial_fit``) saves little by running in one call, and
+    its parts of different sizes share one step per call.
 
     >>> steps_per_call(3), steps_per_call(7), steps_per_call(13), steps_per_call(300)
     ((3, 3), (7, 7), (16, 8), (304, 8))
+    >>> steps_per_call(3, whole_epochs=False), steps_per_call(13, whole_epochs=False)
+    ((3, 1), (16, 8))
     """
-    per_call = most if n_batches >= most else n_batches
+    per_call = most if n_batches >= most else (n_batches if whole_epochs else 1)
     return max(round(n_batches / per_call), 1) * per_call, per_call
 
 
@@ -223,7 +228,9 @@ def fit_encoder(plan) -> TrainingResult:
     # Several steps per call fail under tf.distribute (TensorFlow asks for a
     # placeholder of the multi-step loop): one step per call there.
     most = 1 if plan.strategy is not None else 8
-    steps_per_epoch, steps_per_execution = steps_per_call(plan.n_batches, most)
+    steps_per_epoch, steps_per_execution = steps_per_call(
+        plan.n_batches, most, whole_epochs=plan.epochs > 1
+    )
     with (
         devices.placement(plan.device),
         siamese_model_for(encoder, plan, steps_per_execution) as model,
