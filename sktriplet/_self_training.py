@@ -20,6 +20,9 @@ from ._validation import UNLABELLED
 
 SPREADING_NEIGHBORS = 7  # LabelSpreading's own default
 AGREEING_NEIGHBORS = 10
+# The most training samples a round labels over: the brute-force neighbour
+# search grows with the square of their number.
+MAX_SELF_TRAINING_SAMPLES = 50_000
 
 
 def pseudo_labels(embedding: np.ndarray, y: np.ndarray) -> np.ndarray:

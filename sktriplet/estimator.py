@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _validation as checks
 from ._plan import plan_fit
-from ._self_training import pseudo_labels
+from ._self_training import MAX_SELF_TRAINING_SAMPLES, pseudo_labels
 from .inference import DenseForward, embed_in_chunks
 from .metrics import RETRIEVAL_METRIC, mean_average_precision_at_r
 from .mining import DISTANCES, MINING_STRATEGIES
@@ -127,7 +127,8 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         each, the labels spread from the labelled samples over the learned
         embedding (``LabelSpreading``, knn kernel); an unlabelled sample whose
         10 nearest neighbours in the embedding all carry its spread label takes
-        that label, and the encoder is trained again, from a new start, on
+        that label (above 50,000 training samples, a random 50,000 of them
+        take part), and the encoder is trained again, from a new start, on
         these pseudo-labels.  Each round costs one more fit; ``history_`` and
         ``n_iter_`` are those of the last.  0 turns self-training off;
         ``partial_fit`` never runs it.  Unused when every sample is labelled.
@@ -430,7 +431,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             for _ in range(self.pseudo_label_rounds):
                 # Self-training: train again, with confident unlabelled
                 # samples labelled over the embedding just learned.
-                y_round = self._pseudo_labels(result.encoder, X, y_codes, plan)
+                y_round = self._pseudo_labels(result.encoder, X, y_codes, plan, rng)
                 if y_round is None:
                     break
                 split = (plan.train_rows, plan.validation_rows)
@@ -452,15 +453,21 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         checks.warn_if_collapsed(sample, self._embed(sample), params)
         return self
 
-    def _pseudo_labels(self, encoder, X, y_codes, plan):
+    def _pseudo_labels(self, encoder, X, y_codes, plan, rng):
         """``y_codes`` with pseudo-labels on its unlabelled training rows, or
-        None when none takes one."""
+        None when none takes one.  Above ``MAX_SELF_TRAINING_SAMPLES`` training
+        rows, a random share of them takes part (the neighbour search grows
+        with the square of their number)."""
         from .keras.models import embed
 
         rows = plan.train_rows
         if not np.any(y_codes[rows] == checks.UNLABELLED):
             return None
-        embedding = embed(encoder, X, self.device)[rows]
+        if len(rows) > MAX_SELF_TRAINING_SAMPLES:
+            rows = np.sort(rng.choice(rows, MAX_SELF_TRAINING_SAMPLES, replace=False))
+            embedding = embed(encoder, X[rows], self.device)
+        else:
+            embedding = embed(encoder, X, self.device)[rows]
         y_round = y_codes.copy()
         y_round[rows] = pseudo_labels(embedding, y_codes[rows])
         return None if np.array_equal(y_round, y_codes) else y_round

@@ -127,6 +127,15 @@ def test_self_training_trains_again_on_pseudo_labels_holding_out_the_same_rows(
     TripletEmbedder(**quick, pseudo_label_rounds=0).fit(X, y)
     assert len(plans) == 1
 
+    # Above MAX_SELF_TRAINING_SAMPLES training rows, a random share of them is
+    # labelled over, the same one for the same random_state.
+    rounds.clear()
+    monkeypatch.setattr(estimator, "MAX_SELF_TRAINING_SAMPLES", 150)
+    fits = [TripletEmbedder(**quick).fit(X, y).transform(X) for _ in range(2)]
+    assert [len(y_in) for y_in, _ in rounds] == [150, 150]
+    np.testing.assert_array_equal(rounds[0][1], rounds[1][1])
+    np.testing.assert_array_equal(*fits)
+
 
 @pytest.mark.backend
 def test_unlabelled_samples_train_through_their_weight(partly, quick):
