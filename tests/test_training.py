@@ -228,16 +228,16 @@ def test_adaptive_schedule_stops_once_the_loss_settles_and_logs_the_rate():
 
 @pytest.mark.backend
 def test_fits_on_data_of_different_sizes_reuse_one_traced_step():
-    # The folds of a 3-fold search on 3000 rows (2000 rows, 8 batches) and its
-    # refit on all of them (12 batches) both run 8 steps per call: they train
-    # the same pooled model, whose traced step Keras keeps.
+    # The folds of a 3-fold search on 480 rows (320 rows, 10 batches of 32)
+    # and its refit on all of them (15 batches) both run 8 steps per call:
+    # they train the same pooled model, whose traced step Keras keeps.
     from sktriplet.keras import training
 
     X, y = make_classification(
-        3000, n_features=20, n_informative=10, n_classes=10, random_state=0
+        480, n_features=20, n_informative=10, n_classes=10, random_state=0
     )
-    params = dict(epochs=1, hidden_layer_sizes=(24,), random_state=0)
-    TripletEmbedder(**params).fit(X[:2000], y[:2000])
+    params = dict(epochs=1, hidden_layer_sizes=(24,), batch_size=32, random_state=0)
+    TripletEmbedder(**params).fit(X[:320], y[:320])
     keys = [k for k in training._POOL if '"units": 24' in k]
     (key,) = keys
     (model,) = training._POOL[key]
