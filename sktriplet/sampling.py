@@ -84,10 +84,14 @@ def _unpaired(y, members: dict, eligible: list) -> np.ndarray:
 
 
 class _Sampler:
-    """What both samplers share: an epoch is ``n_batches`` of ``batch()``,
-    as many as make up the samples (rounded to the nearest, at least one)."""
+    """What both samplers share: an epoch is ``n_batches`` of ``batch()``."""
 
     n_batches: int
+
+    def _set_epoch(self, n_samples: int) -> None:
+        """An epoch is as many batches as make up the samples, rounded to the
+        nearest, at least one."""
+        self.n_batches = max(round(n_samples / self.batch_rows), 1)
 
     def batch(self) -> np.ndarray:
         raise NotImplementedError
@@ -169,7 +173,7 @@ class ClassBalancedSampler(_Sampler):
         self.n_groups = n_groups
         self.samples_per_group = max(batch_size // n_groups, 1)
         self.batch_rows = self.n_groups * self.samples_per_group
-        self.n_batches = max(round(len(y) / self.batch_rows), 1)
+        self._set_epoch(len(y))
 
         self._n_class_groups = n_groups - n_extra
         self._classes = _CyclingPool(np.array(eligible), random_state)
@@ -234,7 +238,7 @@ class PartlyLabelledSampler(_Sampler):
         self.n_groups = self._labelled.n_groups
         self.samples_per_group = self._labelled.samples_per_group
         self.batch_rows = self._labelled.batch_rows + 2 * self.n_pairs
-        self.n_batches = max(round(len(y) / self.batch_rows), 1)
+        self._set_epoch(len(y))
         self._unlabelled = _CyclingPool(unlabelled, random_state)
         codes = -2 - np.arange(self.n_pairs)
         self.view_codes = np.concatenate([codes, codes]).astype(np.int32)
