@@ -69,6 +69,36 @@ def test_folds_of_other_images_reuse_the_traced_step_and_their_own_scaling(
     np.testing.assert_array_equal(reused.transform(X_b), fresh.transform(X_b))
 
 
+@pytest.mark.backend
+@pytest.mark.parametrize("rows", [1, 3, 200])
+def test_transform_runs_the_compiled_encoder_as_the_eager_one(
+    digit_images, fitted, rows
+):
+    # Any number of rows (JAX pads them to a power of two) embeds as the
+    # encoder called eagerly in inference mode.
+    X, _ = digit_images
+    x = X[:rows].astype(np.float32)
+    eager = keras.ops.convert_to_numpy(fitted.encoder_(x, training=False))
+    np.testing.assert_allclose(fitted.transform(x), eager, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.backend
+def test_the_compiled_encoder_is_built_once_and_dropped_with_the_encoder():
+    import gc
+    import weakref
+
+    from sktriplet.keras.encoders import build_conv_encoder
+    from sktriplet.keras.models import embed, inference_function
+
+    encoder = build_conv_encoder((8, 8, 1), 4, True, seed=0)
+    embed(encoder, np.zeros((2, 8, 8, 1), np.float32))
+    assert inference_function(encoder) is inference_function(encoder)
+    alive = weakref.ref(encoder)
+    del encoder
+    gc.collect()
+    assert alive() is None
+
+
 def test_images_of_another_shape_are_refused(fitted):
     msg = "X has samples of shape (8, 9, 1), but TripletEmbedder was fitted on"
     with pytest.raises(ValueError, match=re.escape(msg)):

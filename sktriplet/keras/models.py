@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import pickle
+import threading
+import weakref
 
 import keras
 import numpy as np
 from keras import ops
 
-from ..inference import embed_in_chunks
+from ..inference import CHUNK_ROWS, embed_in_chunks
 from . import devices
 from .encoders import copy_state, encoder_output_dim
 from .layers import L2Normalization, Standardization
 from .losses import distance_matrix, triplet_hinge_totals
 
-__all__ = ["CUSTOM_OBJECTS", "PickledModel", "SiameseModel", "as_numpy", "embed"]
+__all__ = [
+    "CUSTOM_OBJECTS",
+    "PickledModel",
+    "SiameseModel",
+    "as_numpy",
+    "embed",
+    "inference_function",
+]
 
 
 def _scale_per_replica(loss):
@@ -256,14 +265,81 @@ def as_numpy(x) -> np.ndarray:
 
 def embed(encoder: keras.Model, X, device: str = "auto") -> np.ndarray:
     """The embeddings of ``X`` by ``encoder`` in inference mode, on ``device``,
-    in chunks (see :func:`sktriplet.inference.embed_in_chunks`).
+    in chunks (see :func:`sktriplet.inference.embed_in_chunks`), through the
+    compiled :func:`inference_function`.
 
-    A direct call per chunk: ``predict`` costs tens of milliseconds per call in
-    overhead, which early stopping would pay every epoch.
+    Not ``predict``, which costs tens of milliseconds per call in overhead, and
+    which early stopping would pay every epoch.
     """
-
-    def embed_chunk(chunk):
-        return as_numpy(encoder(chunk, training=False))
-
+    forward = inference_function(encoder)
     with devices.placement(device, inference=True):
-        return embed_in_chunks(X, embed_chunk, encoder_output_dim(encoder), np.float32)
+        return embed_in_chunks(
+            X,
+            lambda chunk: as_numpy(forward(chunk)),
+            encoder_output_dim(encoder),
+            np.float32,
+        )
+
+
+# The compiled inference function of each encoder, dropped with the encoder.
+_INFERENCE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_INFERENCE_LOCK = threading.Lock()
+
+
+def inference_function(encoder: keras.Model):
+    """``encoder`` in inference mode as a compiled function of a float32 batch,
+    built once per encoder and reused while it lives.
+
+    An eager call of a Keras model spends milliseconds on bookkeeping, which
+    dominates when a service embeds a few rows at a time: compiled, one image
+    embeds about ten times faster (``benchmarks/images.py``'s one-row column).
+    On TensorFlow it is a ``tf.function`` traced once for any number of rows.
+    On JAX it is a ``jax.jit`` of the model's stateless call, given the
+    weights at each call (so that it follows training); as JAX compiles once
+    per shape, the rows are padded to the next power of two, which keeps the
+    shapes few whatever the batch sizes.  Elsewhere it is the eager call.
+    """
+    with _INFERENCE_LOCK:
+        forward = _INFERENCE.get(encoder)
+    if forward is None:
+        # The function holds the encoder weakly: the cache must not keep it.
+        forward = _compile_inference(weakref.ref(encoder))
+        with _INFERENCE_LOCK:
+            forward = _INFERENCE.setdefault(encoder, forward)
+    return forward
+
+
+def _compile_inference(encoder_ref):
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        def call(x):
+            return encoder_ref()(x, training=False)
+
+        try:
+            shape = tuple(encoder_ref().input_shape)
+            spec = tf.TensorSpec((None, *shape[1:]), tf.float32)
+        except (AttributeError, TypeError, ValueError):  # no single input shape
+            return tf.function(call, reduce_retracing=True)
+        return tf.function(call, input_signature=[spec])
+    if backend == "jax":
+        import jax
+
+        @jax.jit
+        def stateless(trainable, non_trainable, x):
+            model = encoder_ref()
+            return model.stateless_call(trainable, non_trainable, x, training=False)[0]
+
+        def call(x):
+            model, rows = encoder_ref(), len(x)
+            padded = min(1 << max(rows - 1, 0).bit_length(), max(CHUNK_ROWS, rows))
+            if padded != rows:
+                padding = np.zeros((padded - rows, *x.shape[1:]), x.dtype)
+                x = np.concatenate([x, padding])
+            trainable = [v.value for v in model.trainable_variables]
+            non_trainable = [v.value for v in model.non_trainable_variables]
+            return stateless(trainable, non_trainable, x)[:rows]
+
+        return call
+    return lambda x: encoder_ref()(x, training=False)
