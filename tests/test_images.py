@@ -211,10 +211,10 @@ def test_resnet50_backbone_with_the_seed_recipe():
 )
 def test_stages_on_16_pixels_or_more_are_strided_convolutions(shape, maps):
     """While the side is 16 pixels or more, a convolution halves it itself (a
-    quarter of the positions to compute), with a bias and no batch
-    normalisation, starting from 8 filters; smaller maps keep every pixel until
-    the pooling, and every stage on them is batch-normalised.  Images under 16
-    pixels start from 32 filters."""
+    quarter of the positions to compute), starting from 8 filters; smaller
+    maps keep every pixel until the pooling.  Only the last stage, on a map
+    under 8 pixels, is batch-normalised; the others carry a bias.  Images
+    under 16 pixels start from 32 filters."""
     from sktriplet.keras.encoders import build_conv_encoder
 
     encoder = build_conv_encoder(shape, 32, True, seed=0)
@@ -225,4 +225,5 @@ def test_stages_on_16_pixels_or_more_are_strided_convolutions(shape, maps):
         plain = conv.strides == (1, 1)
         if stage < len(convs) - 1:
             assert (f"pool_{stage}" in names) == plain
-        assert (f"batch_norm_{stage}" in names) == plain == (not conv.use_bias)
+        last = stage == len(convs) - 1
+        assert (f"batch_norm_{stage}" in names) == last == (not conv.use_bias)

@@ -139,16 +139,18 @@ def build_conv_encoder(
     - Shifts each training image by up to an eighth of its height and width
       (``RandomTranslation``, active in training only): no flip or rotation,
       which could change what an image means (a 6 turned over is a 9).
-    - Stages of a 3x3 convolution, batch normalisation and ReLU, each halving
-      the side while it stays at least 8 pixels, the filters doubling (up to
-      128).  A stage whose input is 16 pixels a side or more halves it with a
-      stride-2 convolution, which computes a quarter of the positions of a
-      large feature map; the others with 2x2 max pooling.
+    - Stages of a 3x3 convolution and ReLU, each halving the side while it
+      stays at least 8 pixels, the filters doubling (up to 128).  A stage
+      whose input is 16 pixels a side or more halves it with a stride-2
+      convolution, which computes a quarter of the positions of a large
+      feature map; the others with 2x2 max pooling.
     - The large maps are where a stage costs most, so images of 16 pixels or
-      more start at 8 filters, and their strided stages carry a bias instead
-      of batch normalisation (the standardised input and He initialisation
-      keep the scale there).  Smaller images, two cheap stages, start at 32
-      filters, with batch normalisation in both (``docs/images.txt``).
+      more start at 8 filters; smaller images, two cheap stages, start at 32.
+    - Only the last stage, on a map under 8 pixels a side, is
+      batch-normalised; the others carry a bias (the standardised input and
+      He initialisation keep the scale there).  Batch normalisation is a
+      large share of a small network's step on a CPU, and on the larger maps
+      it bought nothing (``docs/images.txt``).
     - Flattens the last feature map (4 to 7 pixels a side) into the dense
       embedding, which keeps where each feature lies: a global average would
       pool that away.
@@ -170,11 +172,11 @@ def build_conv_encoder(
             3,
             strides=2 if strided else 1,
             padding="same",
-            use_bias=strided,
+            use_bias=strided or side >= 8,
             kernel_initializer=keras.initializers.HeUniform(seed=seed + 1 + stage),
             name=f"conv_{stage}",
         )(h)
-        if not strided:
+        if not strided and side < 8:
             h = keras.layers.BatchNormalization(
                 momentum=0.9, name=f"batch_norm_{stage}"
             )(h)
