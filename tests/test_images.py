@@ -99,6 +99,18 @@ def test_the_compiled_encoder_is_built_once_and_dropped_with_the_encoder():
     assert alive() is None
 
 
+@pytest.mark.backend
+def test_the_image_encoder_lets_keras_compile_the_step_where_the_backend_can():
+    # Keras's RandomTranslation would keep the JAX step uncompiled (op by op,
+    # several times slower); TensorFlow has no XLA kernel for its op.
+    from sktriplet.keras.encoders import build_conv_encoder
+    from sktriplet.keras.models import SiameseModel
+
+    model = SiameseModel(build_conv_encoder((8, 8, 1), 4, True, seed=0))
+    model.compile(optimizer="adam")  # jit_compile="auto"
+    assert model.jit_compile == (keras.backend.backend() == "jax")
+
+
 def test_images_of_another_shape_are_refused(fitted):
     msg = "X has samples of shape (8, 9, 1), but TripletEmbedder was fitted on"
     with pytest.raises(ValueError, match=re.escape(msg)):

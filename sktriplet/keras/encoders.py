@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import keras
 
 from .._stack import user_stacklevel
-from .layers import L2Normalization, Standardization
+from .layers import L2Normalization, RandomShift, Standardization
 
 __all__ = [
     "build_conv_encoder",
@@ -137,8 +137,10 @@ def build_conv_encoder(
       training images), so that ``uint8`` images in 0-255 and floats in 0-1
       train alike, and ``transform`` applies the same scaling.
     - Shifts each training image by up to an eighth of its height and width
-      (``RandomTranslation``, active in training only): no flip or rotation,
-      which could change what an image means (a 6 turned over is a 9).
+      (``RandomTranslation``, as :class:`~sktriplet.keras.layers.RandomShift`,
+      which lets Keras compile the step on JAX; active in training only): no
+      flip or rotation, which could change what an image means (a 6 turned
+      over is a 9).
     - Stages of a 3x3 convolution and ReLU, each halving the side while it
       stays at least 8 pixels, the filters doubling (up to 128).  A stage
       whose input is 16 pixels a side or more halves it with a stride-2
@@ -160,9 +162,7 @@ def build_conv_encoder(
     """
     inputs = keras.Input(shape=tuple(input_shape), name="images")
     h = Standardization(mean, variance, dtype="float32", name="standardize")(inputs)
-    h = keras.layers.RandomTranslation(
-        0.125, 0.125, fill_mode="nearest", seed=seed, name="shift"
-    )(h)
+    h = RandomShift(0.125, 0.125, fill_mode="nearest", seed=seed, name="shift")(h)
     side = min(input_shape[0], input_shape[1])
     filters, stage = (8 if side >= 16 else 32), 0
     while True:

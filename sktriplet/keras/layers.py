@@ -1,4 +1,5 @@
-"""Keras layers of sktriplet's encoders: unit normalisation and standardisation."""
+"""Keras layers of sktriplet's encoders: unit normalisation, standardisation and
+random shifts of images."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["L2Normalization", "Standardization"]
+__all__ = ["L2Normalization", "RandomShift", "Standardization"]
 
 
 @keras.saving.register_keras_serializable(package="sktriplet")
@@ -61,3 +62,22 @@ class Standardization(keras.layers.Layer):
     def get_config(self) -> dict:
         # The moments are weights, saved with the model's weights.
         return super().get_config()
+
+
+@keras.saving.register_keras_serializable(package="sktriplet")
+class RandomShift(keras.layers.RandomTranslation):
+    """``keras.layers.RandomTranslation`` that lets Keras compile the training
+    step on JAX.
+
+    Keras's preprocessing layers declare that they cannot run in a compiled
+    step (``supports_jit = False``), so Keras runs a model that holds one op by
+    op on JAX, several times slower, although the translation itself is
+    ``keras.ops`` there.  This layer declares the truth per backend: on
+    TensorFlow its op (``ImageProjectiveTransformV3``) has no XLA kernel, and
+    the step stays uncompiled as before; elsewhere the step compiles.  The
+    same arguments, random draws and output as ``RandomTranslation``.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.supports_jit = keras.backend.backend() != "tensorflow"

@@ -13,7 +13,7 @@ from keras import ops
 from ..inference import CHUNK_ROWS, embed_in_chunks
 from . import devices
 from .encoders import copy_state, encoder_output_dim
-from .layers import L2Normalization, Standardization
+from .layers import L2Normalization, RandomShift, Standardization
 from .losses import distance_matrix, triplet_hinge_totals
 
 __all__ = [
@@ -236,7 +236,7 @@ class SiameseModel(keras.Model):
 # written by sktriplet may name, and what loading one must know.
 CUSTOM_OBJECTS = {
     keras.saving.get_registered_name(cls): cls
-    for cls in (L2Normalization, SiameseModel, Standardization)
+    for cls in (L2Normalization, RandomShift, SiameseModel, Standardization)
 }
 
 
