@@ -291,8 +291,8 @@ def inference_function(encoder: keras.Model):
     built once per encoder and reused while it lives.
 
     An eager call of a Keras model spends milliseconds on bookkeeping, which
-    dominates when a service embeds a few rows at a time: compiled, one image
-    embeds about ten times faster (``benchmarks/images.py``'s one-row column).
+    dominates when a service embeds a few rows at a time; compiled, it does
+    not (``docs/benchmarks.rst`` has the one-row timings).
     On TensorFlow it is a ``tf.function`` traced once for any number of rows.
     On JAX it is a ``jax.jit`` of the model's stateless call, given the
     weights at each call (so that it follows training); as JAX compiles once
