@@ -100,6 +100,22 @@ def test_the_compiled_encoder_is_built_once_and_dropped_with_the_encoder():
 
 
 @pytest.mark.backend
+def test_random_shift_draws_and_shifts_as_random_translation():
+    from sktriplet.keras.layers import RandomShift
+
+    x = np.random.RandomState(0).rand(4, 8, 8, 1).astype(np.float32)
+    args = dict(height_factor=0.125, width_factor=0.125, fill_mode="nearest")
+    ours = RandomShift(**args, seed=3)
+    theirs = keras.layers.RandomTranslation(**args, seed=3)
+    shifted = keras.ops.convert_to_numpy(ours(x, training=True))
+    expected = keras.ops.convert_to_numpy(theirs(x, training=True))
+    np.testing.assert_array_equal(shifted, expected)
+    assert not np.allclose(shifted, x)  # it did shift
+    inference = keras.ops.convert_to_numpy(ours(x, training=False))
+    np.testing.assert_array_equal(inference, x)
+
+
+@pytest.mark.backend
 def test_the_image_encoder_lets_keras_compile_the_step_where_the_backend_can():
     # Keras's RandomTranslation would keep the JAX step uncompiled (op by op,
     # several times slower); TensorFlow has no XLA kernel for its op.
