@@ -250,8 +250,7 @@ def test_stages_on_16_pixels_or_more_are_strided_convolutions(shape, maps):
     convs = [encoder.get_layer(n) for n in names if n.startswith("conv_")]
     assert [tuple(c.output.shape[1:]) for c in convs] == maps
     for stage, conv in enumerate(convs):
-        plain = conv.strides == (1, 1)
-        if stage < len(convs) - 1:
-            assert (f"pool_{stage}" in names) == plain
         last = stage == len(convs) - 1
+        if not last:
+            assert (f"pool_{stage}" in names) == (conv.strides == (1, 1))
         assert (f"batch_norm_{stage}" in names) == last == (not conv.use_bias)

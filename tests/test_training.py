@@ -437,7 +437,6 @@ def test_memmap_is_streamed_not_copied(tmp_path, dtype, cols):
     code = f"""
 import numpy as np, sys
 from sktriplet import TripletEmbedder
-from sktriplet._plan import plan_fit
 def anon():
     for line in open("/proc/self/status"):
         if line.startswith("RssAnon:"):
