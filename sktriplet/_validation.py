@@ -142,6 +142,7 @@ def refuse_label_sets(y) -> None:
         )
 
 
+UNSCALED = 1e6  # a feature this large was not scaled
 UNLABELLED = -1  # the code of an unlabelled sample, as in sklearn.semi_supervised
 
 
@@ -240,17 +241,35 @@ def _check_indicator(y, known) -> tuple[np.ndarray, np.ndarray]:
 
 def warn_if_collapsed(X_sample: np.ndarray, E: np.ndarray, params: dict) -> None:
     """Warn when training drew every embedding ``E`` of ``X_sample`` to (nearly)
-    one point; ``params`` are the estimator's, named in the advice."""
-    if np.ptp(X_sample.reshape(len(X_sample), -1), axis=0).max(initial=0) == 0:
+    one point; ``params`` are the estimator's, named in the advice, which
+    leads with the likeliest cause."""
+    flat = X_sample.reshape(len(X_sample), -1)
+    if np.ptp(flat, axis=0).max(initial=0) == 0:
         return  # identical inputs have identical embeddings: not a collapse
     spread = float(np.mean(np.linalg.norm(E - E.mean(axis=0), axis=1)))
     scale = float(np.mean(np.linalg.norm(E, axis=1))) + 1e-12
-    if spread < 1e-3 * scale or spread < 1e-9:
-        warnings.warn(
-            "The embedding collapsed: training drew every sample to nearly one "
-            "point, where the loss is stuck at the margin. Lower learning_rate "
-            f"(now {params['learning_rate']}), use mining='semihard' (now "
-            f"{params['mining']!r}), or lower the margin (now {params['margin']}).",
-            UserWarning,
-            stacklevel=user_stacklevel(),
+    if not (spread < 1e-3 * scale or spread < 1e-9):
+        return
+    advice = []
+    largest = float(np.abs(flat).max())
+    if params["encoder"] is None and X_sample.ndim == 2 and largest > UNSCALED:
+        # The default MLP takes the raw features, and beyond about 1e18 its
+        # batch statistics overflow float32 (images are standardised per
+        # channel first).
+        advice.append(
+            f"scale the features (they reach {largest:.3g}; for example with "
+            "StandardScaler)"
         )
+    advice.append(f"lower learning_rate (now {params['learning_rate']})")
+    if params["mining"] != "semihard":
+        advice.append(f"use mining='semihard' (now {params['mining']!r})")
+    advice.append(f"lower the margin (now {params['margin']})")
+    advice = ", ".join(advice[:-1]) + f", or {advice[-1]}."
+    warnings.warn(
+        "The embedding collapsed: training drew every sample to nearly one "
+        "point, where the loss is stuck at the margin. "
+        + advice[0].upper()
+        + advice[1:],
+        UserWarning,
+        stacklevel=user_stacklevel(),
+    )

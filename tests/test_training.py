@@ -293,6 +293,26 @@ def test_collapse_is_detected_and_explained(digits, quick):
         emb.fit(X, y)
 
 
+def test_collapse_advice_names_only_what_the_user_can_change(digits, quick):
+    X, y = digits
+    emb = TripletEmbedder(callbacks=[_Collapse()], **quick)
+    with pytest.warns(UserWarning, match="The embedding collapsed") as record:
+        emb.fit(X, y)
+    (message,) = [str(w.message) for w in record if "collapsed" in str(w.message)]
+    assert "learning_rate (now 0.01)" in message
+    assert "mining" not in message  # already "semihard", the advised value
+    assert "scale the features" not in message.lower()  # they are in [0, 1]
+    with pytest.warns(UserWarning, match="use mining='semihard' \\(now 'hard'\\)"):
+        emb.set_params(mining="hard").fit(X, y)
+
+
+def test_collapse_on_unscaled_features_advises_scaling(digits, quick):
+    # At this size the default MLP's batch statistics overflow float32.
+    X, y = digits
+    with pytest.warns(UserWarning, match=r"Scale the features \(they reach 1e\+20"):
+        TripletEmbedder(**quick).fit(X * 1e20, y)
+
+
 def test_no_collapse_warning_on_healthy_training(digits, recwarn, quick):
     X, y = digits
     TripletEmbedder(**quick).fit(X, y)
