@@ -1,15 +1,23 @@
-"""The training input pipeline: sktriplet's own ``tf.data`` pipeline against the
-one Keras builds around a Python generator, side by side in fresh processes.
+"""The training input pipeline: sktriplet's own ``tf.data`` pipeline against
+two others, side by side in fresh processes.
 
-Keras wraps a generator in ``tf.data.Dataset.from_generator(...).prefetch(AUTOTUNE)``;
-sktriplet builds the same dataset with two batches prefetched and autotuning off
-(``sktriplet.keras.training._input_of``).  Each run is a fresh interpreter that
-fits the digits split of ``run.py`` twice at the defaults (TensorFlow backend) and
-reports the first and second fit times and the stall between Keras's
-``on_train_end`` and ``fit`` returning (the pipeline's teardown).  The two
-pipelines alternate, so that a slow spell of the machine hits both.
+- ``sktriplet``: blocks of batches (up to ``training.BLOCK_BYTES``) from one
+  call into Python each, split into batches by ``tf.data``, the next block
+  prepared while the current one trains; autotuning off
+  (``sktriplet.keras.training._input_of``).
+- ``one batch per hand-over``: the same pipeline taking one batch per call into
+  Python, prefetching two (sktriplet's pipeline until the blocks).
+- ``keras``: the batch generator handed to Keras, which wraps it in
+  ``tf.data.Dataset.from_generator(...).prefetch(AUTOTUNE)``.
 
-    python benchmarks/input_pipeline.py --runs 8
+Each run is a fresh interpreter that fits a split of ``run.py`` twice at the
+defaults (TensorFlow backend) and reports the first and second fit times and
+the stall between Keras's ``on_train_end`` and ``fit`` returning (the
+pipeline's teardown).  The pipelines alternate, so that a slow spell of the
+machine hits each.  The batches are the same in all three, so the embeddings
+must be too.
+
+    python benchmarks/input_pipeline.py --runs 8 --data digits synthetic
 """
 
 from __future__ import annotations
@@ -24,10 +32,30 @@ sys.path.insert(0, os.path.dirname(__file__))
 import numpy as np  # noqa: E402
 from isolate import run_job  # noqa: E402
 
-PIPELINES = ("sktriplet", "keras")
+PIPELINES = ("sktriplet", "one batch per hand-over", "keras")
 
 
-def fit_twice(pipeline: str) -> dict:
+def _batches(blocks):
+    return ((x[0], y[0]) for x, y in blocks(1))
+
+
+def _one_batch_per_hand_over(blocks, batches_needed):
+    import tensorflow as tf
+
+    x, y = next(_batches(blocks))
+    signature = (
+        tf.TensorSpec(x.shape, tf.float32),
+        tf.TensorSpec(y.shape, tf.as_dtype(y.dtype)),
+    )
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    dataset = tf.data.Dataset.from_generator(
+        lambda: _batches(blocks), output_signature=signature
+    )
+    return dataset.prefetch(2).with_options(options)
+
+
+def fit_twice(pipeline: str, data: str) -> dict:
     import time
 
     import keras
@@ -35,11 +63,13 @@ def fit_twice(pipeline: str) -> dict:
     from sktriplet import TripletEmbedder
     from sktriplet.keras import training
 
-    if pipeline == "keras":  # hand Keras the generator, as before
-        training._input_of = lambda batches: batches()
+    if pipeline == "keras":  # hand Keras the batch generator
+        training._input_of = lambda blocks, batches_needed: _batches(blocks)
+    elif pipeline == "one batch per hand-over":
+        training._input_of = _one_batch_per_hand_over
     from run import scaled_split
 
-    _, (X_train, _, y_train, _) = scaled_split("digits", quick=True)
+    _, (X_train, _, y_train, _) = scaled_split(data, quick=True)
     marks = {}
 
     class Teardown(keras.callbacks.Callback):
@@ -63,23 +93,29 @@ def fit_twice(pipeline: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=8)
+    parser.add_argument("--data", nargs="+", default=["digits"])
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args()
+    for data in args.data:
+        report(data, args.runs, args.threads)
+
+
+def report(data: str, runs: int, threads: int) -> None:
     rows = {p: [] for p in PIPELINES}
-    for _ in range(args.runs):
+    for _ in range(runs):
         for pipeline in PIPELINES:
             r = run_job(
                 "input_pipeline:fit_twice",
-                {"pipeline": pipeline},
+                {"pipeline": pipeline, "data": data},
                 timeout=600,
-                threads=args.threads,
+                threads=threads,
                 env={"KERAS_BACKEND": "tensorflow"},
             )
             if "failure" in r:
                 sys.exit(f"{pipeline}: {r['failure']}")
             rows[pipeline].append(r)
     columns = ("first fit s", "first stall s", "second fit s", "second stall s")
-    print(f"digits, defaults, TensorFlow; {args.runs} fresh processes per pipeline")
+    print(f"\n## {data}, defaults, TensorFlow; {runs} fresh processes per pipeline\n")
     print("| pipeline | " + " | ".join(f"{c} (mean, max)" for c in columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     for pipeline, results in rows.items():
@@ -88,11 +124,15 @@ def main() -> None:
             for c in columns
         ]
         print(f"| {pipeline} | " + " | ".join(cells) + " |")
-    means = {p: np.mean([r["first fit s"] for r in rows[p]]) for p in PIPELINES}
-    ratio = means["sktriplet"] / means["keras"]
-    print(f"\nfirst fit, sktriplet / keras pipeline: {ratio:.2f}")
+    print()
+    for column in ("first fit s", "second fit s"):
+        means = {p: np.mean([r[column] for r in rows[p]]) for p in PIPELINES}
+        print(
+            f"{column[:-2]}, sktriplet / each pipeline (means): "
+            + ", ".join(f"{p} {means['sktriplet'] / means[p]:.2f}" for p in PIPELINES)
+        )
     same = {r["embedding sum"] for p in PIPELINES for r in rows[p]}
-    print("same embeddings from both pipelines:", len(same) == 1)
+    print("same embeddings from every pipeline:", len(same) == 1)
 
 
 if __name__ == "__main__":

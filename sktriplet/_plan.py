@@ -23,7 +23,7 @@ from .sampling import (
     PartlyLabelledSampler,
     channel_moments,
     noise_scale,
-    noisy_batches,
+    noisy_blocks,
     validation_split,
 )
 
@@ -63,8 +63,9 @@ class FitPlan:
 
     ``encoder`` is an :class:`EncoderPlan` to build a new network from, or a
     fitted Keras model to copy and continue training (``partial_fit``).
-    ``batches`` returns a new iterator of ``(x, labels)`` batches, the same
-    sequence each time; each epoch is ``n_batches`` of them.  ``validation`` is
+    ``blocks(k)`` returns a new iterator of blocks of ``k`` ``(x, labels)``
+    batches, the same sequence of batches each time, whatever ``k``; each epoch
+    is ``n_batches`` of them.  ``validation`` is
     ``(X_val, y_val, metric)`` for early stopping, or None.  ``adaptive`` turns
     on the learning-rate schedule (see ``TripletEmbedder``).  ``train_rows``
     are the rows of ``X`` the batches are drawn from, ``validation_rows`` those
@@ -76,7 +77,7 @@ class FitPlan:
     encoder: Any
     train_rows: np.ndarray
     validation_rows: np.ndarray | None
-    batches: Callable[[], Iterator]
+    blocks: Callable[[int], Iterator]
     n_batches: int
     epochs: int
     margin: float
@@ -156,8 +157,8 @@ def plan_fit(
         encoder=encoder,
         train_rows=train_idx,
         validation_rows=val_idx,
-        batches=lambda: noisy_batches(
-            X, y, train_idx, make_sampler(), scale, noise_seed
+        blocks=lambda k: noisy_blocks(
+            X, y, train_idx, make_sampler(), scale, noise_seed, block=k
         ),
         n_batches=sampler.n_batches,
         # partial_fit trains one epoch at the given rate: no schedule.

@@ -21,6 +21,7 @@ __all__ = [
     "channel_moments",
     "noise_scale",
     "noisy_batches",
+    "noisy_blocks",
     "validation_split",
 ]
 
@@ -384,18 +385,51 @@ def channel_moments(X, rows: np.ndarray, chunk: int = 256):
     return mean, np.maximum(squares / count - mean**2, 0.0)
 
 
-def noisy_batches(X, labels, rows, sampler, noise_scale=None, noise_seed=0):
-    """Endless training batches ``(x, labels)`` of the rows ``rows`` of ``X``.
+def noisy_blocks(
+    X, labels, rows, sampler, noise_scale=None, noise_seed=0, block: int = 1
+):
+    """Endless training batches ``(x, labels)`` of the rows ``rows`` of ``X``, in
+    blocks of ``block`` batches: ``x`` of shape ``(block, batch_rows, ...)``.
 
     ``sampler`` (a :class:`ClassBalancedSampler`, or a
     :class:`PartlyLabelledSampler`, over ``labels[rows]``) picks each batch's
     positions in ``rows``; a partly labelled batch's unlabelled rows take the
-    sampler's ``view_codes``.  Rows are gathered batch by batch and
-    cast to float32, so that ``X`` (a memmap, say) is never copied whole.  With
+    sampler's ``view_codes``.  Rows are gathered block by block and cast to
+    float32, so that ``X`` (a memmap, say) is never copied whole.  With
     ``noise_scale`` (one standard deviation per feature), Gaussian noise drawn
     from ``noise_seed`` is added to every batch: a new sampler and the same
-    seed replay the same batches.  Endless: Keras takes
-    ``steps_per_epoch * epochs`` batches, and may read ahead.
+    seed replay the same batches, whatever ``block`` is (a block may span
+    epochs).  One block of many batches costs a caller one hand-over instead
+    of many, which is what TensorFlow's input pipeline charges for.
+
+    >>> X, y = np.arange(12.0).reshape(6, 2), np.array([0, 0, 0, 1, 1, 1])
+    >>> blocks = noisy_blocks(X, y, np.arange(6), ClassBalancedSampler(
+    ...     y, 4, 2, np.random.RandomState(0)), block=3)
+    >>> x, labels = next(blocks)
+    >>> x.dtype, x.shape, labels.shape
+    (dtype('float32'), (3, 4, 2), (3, 4))
+    """
+    noise = np.random.default_rng(noise_seed)
+    views = getattr(sampler, "view_codes", None)
+    pending = np.empty((0, sampler.batch_rows), dtype=np.intp)  # batches' positions
+    while True:
+        while len(pending) < block:
+            pending = np.concatenate([pending, sampler.epoch()])
+        batches, pending = rows[pending[:block]], pending[block:]
+        x = X[batches.ravel()].astype(np.float32, copy=False)
+        x = x.reshape(batches.shape + X.shape[1:])
+        if noise_scale is not None:
+            # Drawn in batch order: the same numbers as one draw per batch.
+            x = x + noise_scale * noise.standard_normal(x.shape, dtype=np.float32)
+        y = labels[batches]
+        if views is not None:  # the pairs of views of unlabelled rows
+            y = y.copy()
+            y[:, y.shape[1] - len(views) :] = views
+        yield x, y
+
+
+def noisy_batches(X, labels, rows, sampler, noise_scale=None, noise_seed=0):
+    """The batches of :func:`noisy_blocks`, one at a time.
 
     >>> X, y = np.arange(12.0).reshape(6, 2), np.array([0, 0, 0, 1, 1, 1])
     >>> sampler = ClassBalancedSampler(y, 4, 2, np.random.RandomState(0))
@@ -403,15 +437,5 @@ def noisy_batches(X, labels, rows, sampler, noise_scale=None, noise_seed=0):
     >>> x.dtype, x.shape, sorted(labels.tolist())
     (dtype('float32'), (4, 2), [0, 0, 1, 1])
     """
-    noise = np.random.default_rng(noise_seed)
-    views = getattr(sampler, "view_codes", None)
-    while True:
-        for batch in rows[sampler.epoch()]:
-            x = X[batch].astype(np.float32, copy=False)
-            if noise_scale is not None:
-                x = x + noise_scale * noise.standard_normal(x.shape, dtype=np.float32)
-            y = labels[batch]
-            if views is not None:  # the pairs of views of unlabelled rows
-                y = y.copy()
-                y[len(y) - len(views) :] = views
-            yield x, y
+    for x, y in noisy_blocks(X, labels, rows, sampler, noise_scale, noise_seed):
+        yield x[0], y[0]

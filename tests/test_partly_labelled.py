@@ -56,7 +56,7 @@ def test_unlabeled_weight_changes_nothing_without_unlabelled_samples(digits, qui
     params = TripletEmbedder(**quick).get_params()
     plan = plan_fit(params, X, y.astype(np.int32), np.random.RandomState(0))
     assert plan.unlabeled_weight is None
-    _, labels = next(plan.batches())
+    _, labels = next(plan.blocks(1))
     assert (labels >= 0).all()  # no views
     low = TripletEmbedder(**quick, unlabeled_weight=0.0, pseudo_label_rounds=0)
     high = TripletEmbedder(**quick, unlabeled_weight=5.0, pseudo_label_rounds=2)

@@ -271,8 +271,8 @@ def test_small_data_of_nearby_sizes_trains_on_one_batch_shape(digits):
     steps = set()
     for n in (130, 170, 255):
         plan = plan_fit(params, X[:n], y[:n].astype(np.int32), np.random.RandomState(0))
-        x, _ = next(plan.batches())
-        steps.add((x.shape, plan.max_positives))
+        x, _ = next(plan.blocks(1))
+        steps.add((x.shape[1:], plan.max_positives))
     assert len(steps) == 1
     (((rows, _), _),) = steps
     assert 64 < rows <= 128
@@ -574,16 +574,24 @@ def test_semihard_pairs_each_anchor_with_at_most_16_positives(
 
 def test_tensorflow_reads_batches_through_a_pipeline_without_autotuning(digits):
     """Keras's own pipeline around a generator prefetches with AUTOTUNE, whose
-    teardown stalls some fits (benchmarks/input_pipeline.py); ours prefetches
-    two batches, autotuning off, and yields the batches in order."""
+    teardown stalls some fits (benchmarks/input_pipeline.py); ours prefetches,
+    autotuning off, takes blocks of batches and yields the batches in order."""
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the pipeline is TensorFlow's")
     from sktriplet.keras.training import _input_of
 
-    def batches():
-        for i in range(5):
-            yield np.full((4, 2), i, np.float32), np.arange(4)
+    asked = []
 
-    dataset = _input_of(batches)
+    def blocks(k):
+        asked.append(k)
+        for start in range(0, 7, k):
+            ids = np.arange(start, start + k)
+            yield (
+                np.broadcast_to(ids[:, None, None], (k, 4, 2)).astype(np.float32),
+                (np.tile(np.arange(4), (k, 1))),
+            )
+
+    dataset = _input_of(blocks, batches_needed=5)
     assert dataset.options().autotune.enabled is False
-    assert [int(x[0, 0]) for x, _ in dataset] == [0, 1, 2, 3, 4]
+    assert [int(x[0, 0]) for x, _ in dataset.take(5)] == [0, 1, 2, 3, 4]
+    assert asked[-1] == 5  # tiny batches: as many per block as the fit needs

@@ -49,6 +49,9 @@ VALIDATION_TOL = 1e-4
 _POOL: OrderedDict[str, list] = OrderedDict()
 _POOL_LOCK = threading.Lock()
 _POOL_KEYS = 8  # architectures kept; the least recently used is dropped
+# The most bytes of training batches handed to TensorFlow's input pipeline at
+# once (see _input_of); a few such blocks are in memory during a fit.
+BLOCK_BYTES = 4 * 2**20
 
 
 def _architecture_key(encoder, *step) -> str | None:
@@ -237,7 +240,7 @@ def fit_encoder(plan) -> TrainingResult:
     ):
         result = run_training(
             model,
-            plan.batches,
+            plan.blocks,
             steps_per_epoch=steps_per_epoch,
             epochs=plan.epochs,
             validation=plan.validation,
@@ -402,36 +405,47 @@ class _ValidationMonitor(keras.callbacks.Callback):
             self._encoder.set_weights(self._best_weights)
 
 
-def _input_of(batches):
-    """What ``model.fit`` reads: on TensorFlow a ``tf.data`` pipeline over the
-    replayable ``batches``, elsewhere the batch iterator.
+def _input_of(blocks, batches_needed: int):
+    """What ``model.fit`` reads, one batch at a time, from ``blocks(k)`` (blocks
+    of ``k`` batches; see :func:`sktriplet.sampling.noisy_blocks`).
 
-    Keras would wrap a plain generator in its own pipeline, which prefetches
-    with ``AUTOTUNE``: tearing that down at the end of ``fit`` stalls in some
-    fresh processes (``benchmarks/input_pipeline.py`` measures both).  Here two
-    batches are prefetched with autotuning off.  Under
+    On TensorFlow, a ``tf.data`` pipeline.  It takes blocks of up to
+    ``BLOCK_BYTES`` (and no more batches than the fit needs) and splits them
+    into batches itself: every hand-over from a Python generator costs the
+    pipeline a call into Python, under the GIL, beside the training step on the
+    same cores, so fewer and larger ones make the steps faster
+    (``benchmarks/input_pipeline.py``).  The next block is prepared while the
+    current one trains, and two batches are prefetched, with autotuning off:
+    Keras's own pipeline around a generator prefetches with ``AUTOTUNE``, whose
+    teardown at the end of ``fit`` stalls in some fresh processes.  Under
     ``tf.distribute`` Keras would also re-read a plain generator's first
     batches, which would shift the batch sequence; a dataset built from the
-    replayable ``batches`` reads the same sequence however often it restarts.
+    replayable ``blocks`` reads the same sequence however often it restarts.
+
+    Elsewhere, the batches one by one.
     """
     if keras.backend.backend() != "tensorflow":
-        return batches()
+        # The backend's trainer reads a Python iterator of batches itself.
+        return ((x[0], y[0]) for x, y in blocks(1))
     import tensorflow as tf
 
-    x, y = next(batches())
+    x, y = next(blocks(1))
+    per_block = int(min(max(BLOCK_BYTES // max(x.nbytes, 1), 1), batches_needed))
     signature = (
-        tf.TensorSpec(x.shape, tf.float32),
-        tf.TensorSpec(y.shape, tf.as_dtype(y.dtype)),
+        tf.TensorSpec((None, *x.shape[1:]), tf.float32),
+        tf.TensorSpec((None, *y.shape[1:]), tf.as_dtype(y.dtype)),
     )
     options = tf.data.Options()
     options.autotune.enabled = False
-    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
-    return dataset.prefetch(2).with_options(options)
+    dataset = tf.data.Dataset.from_generator(
+        lambda: blocks(per_block), output_signature=signature
+    )
+    return dataset.prefetch(1).unbatch().prefetch(2).with_options(options)
 
 
 def run_training(
     model,
-    batches,
+    blocks,
     *,
     steps_per_epoch: int,
     epochs: int,
@@ -447,9 +461,11 @@ def run_training(
     Parameters
     ----------
     model : SiameseModel, compiled
-    batches : callable
-        Returns a new iterator of ``(x, labels)`` batches, the same sequence
-        each time, ``steps_per_epoch * epochs`` batches at least.
+    blocks : callable
+        ``blocks(k)`` returns a new iterator of blocks of ``k`` ``(x, labels)``
+        batches (arrays with a first axis of ``k``), the same sequence of
+        batches each time whatever ``k``, ``steps_per_epoch * epochs`` batches
+        at least.
     validation : tuple (X_val, y_val, metric), optional
         Held-out data whose MAP@R is computed after each epoch.
     patience : int, optional
@@ -475,13 +491,13 @@ def run_training(
     all_callbacks = [*own, history, *(callbacks or [])]
     opened = []
 
-    def tracked_batches():
-        opened.append(batches())
+    def tracked_blocks(k):
+        opened.append(blocks(k))
         return opened[-1]
 
     try:
         model.fit(
-            _input_of(tracked_batches),
+            _input_of(tracked_blocks, steps_per_epoch * epochs),
             steps_per_epoch=steps_per_epoch,
             epochs=epochs,
             shuffle=False,  # the sampler already shuffles, with our own RNG
