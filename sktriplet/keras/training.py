@@ -440,7 +440,11 @@ def _input_of(blocks, batches_needed: int):
     dataset = tf.data.Dataset.from_generator(
         lambda: blocks(per_block), output_signature=signature
     )
-    return dataset.prefetch(1).unbatch().prefetch(2).with_options(options)
+    if per_block > 1:  # prepare the next block while this one trains
+        dataset = dataset.prefetch(1)
+    # Batches too large to share a block (images, say) are held as before:
+    # two prefetched and the one being made.
+    return dataset.unbatch().prefetch(2).with_options(options)
 
 
 def run_training(
