@@ -32,11 +32,13 @@ sys.path.insert(0, os.path.dirname(__file__))
 import numpy as np  # noqa: E402
 from isolate import run_job  # noqa: E402
 
+from sktriplet.sampling import unblock  # noqa: E402
+
 PIPELINES = ("sktriplet", "one batch per hand-over", "keras")
 
 
 def _batches(blocks):
-    return ((x[0], y[0]) for x, y in blocks(1))
+    return unblock(blocks(1))
 
 
 def _one_batch_per_hand_over(blocks, batches_needed):

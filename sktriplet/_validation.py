@@ -264,12 +264,10 @@ def warn_if_collapsed(X_sample: np.ndarray, E: np.ndarray, params: dict) -> None
     if params["mining"] != "semihard":
         advice.append(f"use mining='semihard' (now {params['mining']!r})")
     advice.append(f"lower the margin (now {params['margin']})")
-    advice = ", ".join(advice[:-1]) + f", or {advice[-1]}."
+    text = ", ".join(advice[:-1]) + f", or {advice[-1]}."
     warnings.warn(
         "The embedding collapsed: training drew every sample to nearly one "
-        "point, where the loss is stuck at the margin. "
-        + advice[0].upper()
-        + advice[1:],
+        "point, where the loss is stuck at the margin. " + text[0].upper() + text[1:],
         UserWarning,
         stacklevel=user_stacklevel(),
     )

@@ -22,6 +22,7 @@ __all__ = [
     "noise_scale",
     "noisy_batches",
     "noisy_blocks",
+    "unblock",
     "validation_split",
 ]
 
@@ -437,5 +438,11 @@ def noisy_batches(X, labels, rows, sampler, noise_scale=None, noise_seed=0):
     >>> x.dtype, x.shape, sorted(labels.tolist())
     (dtype('float32'), (4, 2), [0, 0, 1, 1])
     """
-    for x, y in noisy_blocks(X, labels, rows, sampler, noise_scale, noise_seed):
-        yield x[0], y[0]
+    return unblock(noisy_blocks(X, labels, rows, sampler, noise_scale, noise_seed))
+
+
+def unblock(blocks):
+    """The batches of an iterator of blocks of ``(x, labels)`` batches (as
+    :func:`noisy_blocks` yields), one at a time, in order."""
+    for x, y in blocks:
+        yield from zip(x, y)

@@ -26,6 +26,7 @@ import numpy as np
 
 from .._stack import user_stacklevel
 from ..metrics import mean_average_precision_at_r
+from ..sampling import unblock
 from . import devices
 from .encoders import build_encoder, clone_architecture, copy_encoder, copy_state
 from .models import SiameseModel, embed
@@ -426,7 +427,7 @@ def _input_of(blocks, batches_needed: int):
     """
     if keras.backend.backend() != "tensorflow":
         # The backend's trainer reads a Python iterator of batches itself.
-        return ((x[0], y[0]) for x, y in blocks(1))
+        return unblock(blocks(1))
     import tensorflow as tf
 
     x, y = next(blocks(1))
