@@ -4,9 +4,12 @@
     sktriplet fit data.csv --target tags --label-separator "|" --output model.sktriplet
     sktriplet transform model.sktriplet data.csv --output embeddings.csv
 
-Models are written in the safe format of :mod:`sktriplet.persistence`.  Errors
-in the input (a missing file or column, text where numbers are expected, a value
-that is not finite) end the command with a one-line message and exit status 2.
+Models are written in the safe format of :mod:`sktriplet.persistence`.  Each
+command first reads and checks every file, column and output path, without
+starting Keras; a problem (a missing file or column, a folder where a file goes,
+an output folder that does not exist, text where numbers are expected, a value
+that is not finite) ends it in well under a second with a one-line message and
+exit status 2, before any training.  Outputs are replaced only once complete.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import os
 import sys
+from collections.abc import Callable
 
 import numpy as np
 
+from ._files import check_output_path, replacing
 from .console import quiet_framework_start
 
 
@@ -25,12 +31,32 @@ class CommandError(Exception):
     """A problem with the command's input, reported in one line."""
 
 
+def _check_input(path: str) -> None:
+    """Refuse an input path that is missing, a folder, or unreadable."""
+    if os.path.isdir(path):
+        raise CommandError(f"{path} is a folder, not a file")
+    try:
+        open(path, "rb").close()
+    except FileNotFoundError:
+        raise CommandError(f"no such file: {path}") from None
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _check_output(path: str) -> None:
+    """Refuse an output path that cannot be written, before any work."""
+    try:
+        check_output_path(path)
+    except OSError as exc:
+        where = "" if exc.filename == path else f" ({exc.filename})"
+        raise CommandError(f"cannot write {path}: {exc.strerror}{where}") from None
+
+
 def _read_csv(path: str) -> tuple[list[str], list[list[str]]]:
+    _check_input(path)
     try:
         with open(path, newline="") as f:
             rows = list(csv.reader(f))
-    except FileNotFoundError:
-        raise CommandError(f"no such file: {path}") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise CommandError(f"cannot read {path} as CSV: {exc}") from None
     if len(rows) < 2:
@@ -66,26 +92,28 @@ def _features(path, header, body, index: list[int]) -> np.ndarray:
     return X
 
 
-def _model_columns(embedder, path: str, header: list[str]) -> list[int]:
-    """Where the columns that ``embedder`` embeds stand in ``path``, in the
-    model's order.
+def _model_columns(fitted: dict, path: str, header: list[str]) -> list[int]:
+    """Where the columns that a model embeds stand in ``path``, in the model's
+    order; ``fitted`` is the model file's checked metadata of fitted attributes
+    (:func:`sktriplet.persistence.read_metadata`).
 
     A model fitted by ``sktriplet fit`` (or on a DataFrame) knows its columns by
     name.  One fitted on a plain array knows only how many: the file must then
     hold exactly that many columns, taken in order.
     """
-    if len(embedder._sample_shape) != 1:
+    sample_shape, n_features = tuple(fitted["sample_shape"]), fitted["n_features_in_"]
+    if len(sample_shape) != 1:
         raise CommandError(
-            f"the model embeds samples of shape {embedder._sample_shape} (images), "
+            f"the model embeds samples of shape {sample_shape} (images), "
             "not CSV rows; use TripletEmbedder.transform from Python"
         )
-    names = getattr(embedder, "feature_names_in_", None)
+    names = fitted["feature_names_in_"]
     if names is None:
-        if len(header) != embedder.n_features_in_:
+        if len(header) != n_features:
             raise CommandError(
                 f"the model was fitted without feature names on "
-                f"{embedder.n_features_in_} features, so {path} must have exactly "
-                f"{embedder.n_features_in_} columns, in the order of fitting; it "
+                f"{n_features} features, so {path} must have exactly "
+                f"{n_features} columns, in the order of fitting; it "
                 f"has {len(header)}"
             )
         return list(range(len(header)))
@@ -99,9 +127,9 @@ def _model_columns(embedder, path: str, header: list[str]) -> list[int]:
     return [header.index(c) for c in columns]
 
 
-def _fit(args) -> None:
-    from . import TripletEmbedder, save
-
+def _fit(args) -> Callable[[], None]:
+    """Check the input and output of ``sktriplet fit``; return the training."""
+    _check_output(args.output)
     header, body = _read_csv(args.data)
     if args.target not in header:
         raise CommandError(
@@ -113,24 +141,30 @@ def _fit(args) -> None:
         raise CommandError(f"{args.data} has no feature column besides the target")
     X = _features(args.data, header, body, [header.index(c) for c in columns])
     y, kind = _labels([row[header.index(args.target)] for row in body], args)
-    embedder = TripletEmbedder(
-        n_components=args.n_components,
-        margin=args.margin,
-        mining=args.mining,
-        epochs=args.epochs,
-        random_state=args.random_state,
-        verbose=args.verbose,
-    )
-    try:
-        embedder.fit(X, y)
-    except (ValueError, FloatingPointError) as exc:
-        raise CommandError(str(exc).splitlines()[0]) from None
-    embedder.feature_names_in_ = np.asarray(columns, dtype=object)
-    save(embedder, args.output)
-    print(
-        f"trained on {len(X)} rows, {len(columns)} features, "
-        f"{len(embedder.classes_)} {kind}; model written to {args.output}"
-    )
+
+    def train() -> None:
+        from . import TripletEmbedder, save
+
+        embedder = TripletEmbedder(
+            n_components=args.n_components,
+            margin=args.margin,
+            mining=args.mining,
+            epochs=args.epochs,
+            random_state=args.random_state,
+            verbose=args.verbose,
+        )
+        try:
+            embedder.fit(X, y)
+        except (ValueError, FloatingPointError) as exc:
+            raise CommandError(str(exc).splitlines()[0]) from None
+        embedder.feature_names_in_ = np.asarray(columns, dtype=object)
+        save(embedder, args.output)
+        print(
+            f"trained on {len(X)} rows, {len(columns)} features, "
+            f"{len(embedder.classes_)} {kind}; model written to {args.output}"
+        )
+
+    return train
 
 
 def _labels(cells: list[str], args) -> tuple[np.ndarray, str]:
@@ -146,39 +180,58 @@ def _labels(cells: list[str], args) -> tuple[np.ndarray, str]:
         y = np.full(len(labels), -1)  # unlabelled, as sklearn.semi_supervised
         y[labelled] = np.unique(labels[labelled], return_inverse=True)[1]
         return y, "classes"
-    from sklearn.preprocessing import MultiLabelBinarizer
-
     sets = [
         [label for label in cell.split(args.label_separator) if label] for cell in cells
     ]
-    return MultiLabelBinarizer().fit_transform(sets), "labels"
+    labels = sorted({label for labels in sets for label in labels})
+    column = {label: j for j, label in enumerate(labels)}
+    indicator = np.zeros((len(sets), len(labels)), dtype=np.uint8)
+    for i, labels_of_row in enumerate(sets):
+        indicator[i, [column[label] for label in labels_of_row]] = 1
+    return indicator, "labels"
 
 
-def _transform(args) -> None:
-    from . import load
+def _transform(args) -> Callable[[], None]:
+    """Check the model file (its metadata only), the CSV file's columns and the
+    output of ``sktriplet transform``; return the embedding."""
+    from .persistence import read_metadata
 
+    _check_input(args.model)
+    _check_output(args.output)
     try:
-        embedder = load(args.model)
-    except FileNotFoundError:
-        raise CommandError(f"no such file: {args.model}") from None
+        fitted = read_metadata(args.model)["fitted"]
     except ValueError as exc:
         raise CommandError(str(exc).splitlines()[0]) from None
     header, body = _read_csv(args.data)
-    columns = _model_columns(embedder, args.data, header)
-    E = embedder._embed(_features(args.data, header, body, columns))
-    with open(args.output, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow([f"dim{i}" for i in range(E.shape[1])])
-        writer.writerows(E.tolist())
-    print(f"embedded {len(E)} rows into {E.shape[1]} dimensions: {args.output}")
+    X = _features(args.data, header, body, _model_columns(fitted, args.data, header))
+
+    def embed() -> None:
+        from . import load
+
+        try:
+            embedder = load(args.model)
+        except ValueError as exc:
+            raise CommandError(str(exc).splitlines()[0]) from None
+        E = embedder._embed(X)
+        with replacing(args.output, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow([f"dim{i}" for i in range(E.shape[1])])
+            writer.writerows(E.tolist())
+        print(f"embedded {len(E)} rows into {E.shape[1]} dimensions: {args.output}")
+
+    return embed
+
+
+# The estimator's own defaults, so that the command trains as the library does
+# (a test holds them equal), written here so that the command checks its input
+# without importing scikit-learn first.
+DEFAULTS = {"margin": 0.5, "mining": "semihard", "epochs": 200}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import TripletEmbedder
     from .mining import MINING_STRATEGIES
 
-    # The estimator's own defaults, so that the command trains as the library does.
-    default = TripletEmbedder().get_params()
+    default = DEFAULTS
     parser = argparse.ArgumentParser(
         prog="sktriplet",
         description="Learn an embedding where same-label rows are close (triplet "
@@ -262,10 +315,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        work = args.run(args)  # every check, before Keras starts
         quiet_framework_start()
-        args.run(args)
+        work()
     except CommandError as exc:
         print(f"sktriplet {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, a file removed meanwhile: no traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        print(
+            f"sktriplet {args.command}: error: {exc.strerror or exc}{where}",
+            file=sys.stderr,
+        )
         return 2
     return 0
 

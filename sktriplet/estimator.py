@@ -359,7 +359,9 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         The first call builds the encoder, as ``fit`` does with one epoch;
         later calls continue training it and the optimizer's state on the data
         given (which may hold new classes), as ``MLPClassifier.partial_fit``
-        does, for data that arrives in parts.  A failed call changes nothing.
+        does, for data that arrives in parts.  A model read with
+        :func:`sktriplet.load` (or unpickled) continues the same way, from the
+        optimizer's saved state.  A failed call changes nothing.
 
         Parameters
         ----------
@@ -420,7 +422,10 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         rng = check_random_state(self.random_state)
 
         # Plan the validation split, the network, the batches and the schedule.
-        fitted = (self.encoder_, self._optimizer_state) if warm_start else None
+        # A model loaded from a file without an optimizer state continues with a
+        # new optimizer.
+        state = getattr(self, "_optimizer_state", None)
+        fitted = (self.encoder_, state) if warm_start else None
         plan = plan_fit(params, X, y_codes, rng, partial=partial, fitted=fitted)
 
         # Build (or copy) the network and train it, in the Keras package.

@@ -5,7 +5,15 @@ parameters and the small fitted attributes, as JSON) and the fitted encoder in t
 Keras v3 format (its architecture as JSON, its weights as arrays), loaded with
 Keras ``safe_mode=True``: a file from an untrusted source cannot execute code,
 unlike a pickle.  Weights are stored as plain arrays, so a model trained on a GPU
-loads and transforms on a CPU-only machine.
+loads and transforms on a CPU-only machine.  The optimizer's state is stored too
+(``optimizer.npz``, plain arrays), so that a loaded model continues training
+with ``partial_fit`` where the saved one stopped.
+
+A model file is untrusted input: :func:`load` reads ``metadata.json`` against
+a schema (known keys only, each of its type and range) and refuses anything
+else with a ``ValueError`` that names the key.  :func:`save` replaces the file
+only once the new one is complete (:func:`sktriplet._files.replacing`): a save
+that fails or is interrupted leaves the old model whole.
 
 ``pickle`` and ``joblib`` work too, and are faster to write, but loading a pickle
 runs whatever code it names: load them only from sources you trust.
@@ -13,31 +21,42 @@ runs whatever code it names: load them only from sources you trust.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
 import zipfile
+from numbers import Integral, Real
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._files import replacing
 from ._stack import user_stacklevel
-from .estimator import TripletEmbedder
-from .inference import DenseForward
 
-__all__ = ["FORMAT_VERSION", "load", "save"]
+if TYPE_CHECKING:  # imported where used: read_metadata needs neither
+    from .estimator import TripletEmbedder
+
+__all__ = ["FORMAT_VERSION", "load", "read_metadata", "save"]
 
 FORMAT = "sktriplet.TripletEmbedder"
 FORMAT_VERSION = 1
 _METADATA = "metadata.json"
 _ENCODER = "encoder.keras"
 _ENCODER_PARAM = "encoder_param.keras"
+_OPTIMIZER = "optimizer.npz"  # optional: files written before it load without
 # Parameters that hold live objects of this process, meaningless in a file.
 _RUNTIME_PARAMS = ("callbacks", "strategy")
+_ENCODER_KINDS = ("default", "callable", "keras_model")
 
 
 def save(estimator: TripletEmbedder, path: str | os.PathLike) -> None:
     """Write a fitted ``estimator`` to ``path`` in the safe sktriplet format.
+
+    The file at ``path`` is replaced only once the new one is complete: if the
+    save fails (a full disk) or is interrupted (Ctrl-C), a model already at
+    ``path`` stays as it was.
 
     Parameters
     ----------
@@ -45,6 +64,12 @@ def save(estimator: TripletEmbedder, path: str | os.PathLike) -> None:
         A fitted estimator.
     path : str or path-like
         The file to write (conventionally ending in ``.sktriplet``).
+
+    Raises
+    ------
+    OSError
+        When ``path`` is a folder, or its folder does not exist or cannot be
+        written into; checked before anything is written.
 
     Notes
     -----
@@ -114,72 +139,306 @@ def save(estimator: TripletEmbedder, path: str | os.PathLike) -> None:
             "parameters must be numbers, strings or booleans; use pickle for "
             "other objects."
         ) from exc
-    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(path, "w") as zf:
+    optimizer_state = getattr(estimator, "_optimizer_state", None)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        replacing(path) as file,
+        zipfile.ZipFile(file, "w") as zf,
+    ):
         zf.writestr(_METADATA, text)
         zf.write(_keras_file(estimator.encoder_, tmp, _ENCODER), _ENCODER)
         if encoder_kind == "keras_model":
             zf.write(_keras_file(encoder_param, tmp, _ENCODER_PARAM), _ENCODER_PARAM)
+        if optimizer_state is not None:
+            arrays = io.BytesIO()
+            np.savez(arrays, *[np.asarray(v) for v in optimizer_state])
+            zf.writestr(_OPTIMIZER, arrays.getvalue())
 
 
 def load(path: str | os.PathLike) -> TripletEmbedder:
     """Read a TripletEmbedder written by :func:`save`; runs no code from the file.
 
     Works in a new process with nothing imported first, and under any Keras
-    backend, whichever backend fitted the model.
+    backend, whichever backend fitted the model.  The loaded model transforms
+    as the saved one did, and ``partial_fit`` continues its training with the
+    optimizer's saved state (files written by sktriplet before it stored that
+    state continue with a new optimizer).
 
     Raises
     ------
     FileNotFoundError
         When ``path`` does not exist.
+    IsADirectoryError
+        When ``path`` is a folder.
     ValueError
-        When the file is damaged, is no sktriplet model file, or was written in a
-        format version this sktriplet cannot read.
+        When the file is damaged, is no sktriplet model file, holds metadata
+        outside the format's schema (the message names the key), names code
+        outside Keras and sktriplet, or was written in a format version this
+        sktriplet cannot read.
     """
+    from .estimator import TripletEmbedder
+    from .inference import DenseForward
+
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as zf:
-            metadata = json.loads(zf.read(_METADATA))
-            _check_format(metadata, path)
+            metadata = _read_checked_metadata(zf, path)
+            _check_params(metadata["params"], path)
             with tempfile.TemporaryDirectory() as tmp:
-                encoder = _load_keras(zf, _ENCODER, tmp)
+                encoder = _load_keras(zf, _ENCODER, tmp, path)
                 encoder_param = None
                 if metadata["encoder_param"] == "keras_model":
-                    encoder_param = _load_keras(zf, _ENCODER_PARAM, tmp)
-        params = dict(metadata["params"])
-        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
-        estimator = TripletEmbedder(**params, encoder=encoder_param)
-        fitted = metadata["fitted"]
-        classes = fitted.pop("classes_")
-        names = fitted.pop("feature_names_in_")
-        sample_shape = tuple(fitted.pop("sample_shape"))
-    except (zipfile.BadZipFile, KeyError, TypeError, json.JSONDecodeError) as exc:
+                    encoder_param = _load_keras(zf, _ENCODER_PARAM, tmp, path)
+            optimizer_state = _read_optimizer_state(zf, path)
+    except (zipfile.BadZipFile, KeyError, EOFError) as exc:
         raise ValueError(
             f"{path} is not a readable sktriplet model file ({type(exc).__name__}: "
             f"{exc}); it may be damaged or truncated."
         ) from exc
+    fitted = metadata["fitted"]
+    _check_encoder_matches(encoder, fitted, path)
+    estimator = TripletEmbedder(**_params(metadata["params"]), encoder=encoder_param)
+    classes = fitted["classes_"]
     estimator.classes_ = np.asarray(classes["values"], dtype=np.dtype(classes["dtype"]))
-    if names is not None:
-        estimator.feature_names_in_ = np.asarray(names, dtype=object)
-    for name, value in fitted.items():
-        setattr(estimator, name, value)
+    if fitted["feature_names_in_"] is not None:
+        estimator.feature_names_in_ = np.asarray(
+            fitted["feature_names_in_"], dtype=object
+        )
+    estimator.n_features_in_ = fitted["n_features_in_"]
+    estimator.n_components_ = fitted["n_components_"]
+    estimator.n_iter_ = fitted["n_iter_"]
+    estimator.best_epoch_ = fitted["best_epoch_"]
+    estimator.history_ = fitted["history_"]
+    estimator._multilabel = fitted["_multilabel"]
     estimator.encoder_ = encoder
-    estimator._sample_shape = sample_shape
+    estimator._sample_shape = tuple(fitted["sample_shape"])
+    estimator._optimizer_state = optimizer_state
     estimator._forward = DenseForward.from_keras(encoder)
     return estimator
 
 
-def _check_format(metadata: dict, path: Path) -> None:
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The ``metadata.json`` of the model file at ``path``, its fitted
+    attributes checked as :func:`load` checks them, without loading the encoder
+    (nor Keras, nor scikit-learn): what the command line checks a CSV file
+    against before it starts Keras.  The parameters are checked by
+    :func:`load` only.
+    """
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return _read_checked_metadata(zf, path)
+    except (zipfile.BadZipFile, KeyError, EOFError) as exc:
+        raise ValueError(
+            f"{path} is not a readable sktriplet model file ({type(exc).__name__}: "
+            f"{exc}); it may be damaged or truncated."
+        ) from exc
+
+
+# The schema of metadata.json, format version 1: each key, a test of its value
+# and what the test asks for, in words (for the error).
+def _integer(low: int):
+    return (
+        lambda v: isinstance(v, Integral) and not isinstance(v, bool) and v >= low,
+        f"an integer >= {low}",
+    )
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, Real) and not isinstance(v, bool)
+
+
+def _is_label(v) -> bool:
+    return isinstance(v, (str, Real))  # bool is a Real
+
+
+def _is_classes(v) -> bool:
+    if not (isinstance(v, dict) and set(v) == {"dtype", "values"}):
+        return False
+    try:
+        kind = np.dtype(v["dtype"]).kind
+    except TypeError:
+        return False
+    return (
+        kind in "biufU"
+        and isinstance(v["values"], list)
+        and all(_is_label(label) for label in v["values"])
+    )
+
+
+_TOP_LEVEL = {
+    "format": (lambda v: v == FORMAT, repr(FORMAT)),
+    "format_version": _integer(1),
+    "params": (lambda v: isinstance(v, dict), "an object of parameters"),
+    "encoder_param": (lambda v: v in _ENCODER_KINDS, f"one of {_ENCODER_KINDS}"),
+    "fitted": (lambda v: isinstance(v, dict), "an object of fitted attributes"),
+}
+_FITTED = {
+    "classes_": (
+        _is_classes,
+        "{'dtype': a numpy dtype of numbers, booleans or strings, 'values': a "
+        "list of labels}",
+    ),
+    "feature_names_in_": (
+        lambda v: (
+            v is None or (isinstance(v, list) and all(isinstance(s, str) for s in v))
+        ),
+        "null or a list of strings",
+    ),
+    "_multilabel": (lambda v: isinstance(v, bool), "true or false"),
+    "n_features_in_": _integer(1),
+    "sample_shape": (
+        lambda v: (
+            isinstance(v, list) and len(v) >= 1 and all(_integer(1)[0](s) for s in v)
+        ),
+        "a list of integers >= 1",
+    ),
+    "n_components_": _integer(1),
+    "n_iter_": _integer(0),
+    "best_epoch_": (
+        lambda v: v is None or _integer(0)[0](v),
+        "null or an integer >= 0",
+    ),
+    "history_": (
+        lambda v: (
+            isinstance(v, dict)
+            and all(
+                isinstance(values, list) and all(_is_number(x) for x in values)
+                for values in v.values()
+            )
+        ),
+        "an object of lists of numbers",
+    ),
+}
+
+
+def _read_checked_metadata(zf: zipfile.ZipFile, path: Path) -> dict:
+    try:
+        metadata = json.loads(zf.read(_METADATA))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(
+            f"{path} is not a readable sktriplet model file (its {_METADATA} is "
+            f"not JSON: {exc})."
+        ) from exc
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise ValueError(
             f"{path} is not a readable sktriplet model file (its metadata.json "
             "names no sktriplet format)."
         )
     version = metadata.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if _integer(1)[0](version) and version > FORMAT_VERSION:
         raise ValueError(
             f"{path} was written in sktriplet model format version {version}; this "
             f"sktriplet reads versions up to {FORMAT_VERSION}. Upgrade sktriplet."
         )
+    _check_keys(metadata, _TOP_LEVEL, "", path)
+    _check_keys(metadata["fitted"], _FITTED, "fitted.", path)
+    fitted = metadata["fitted"]
+    n_features = fitted["n_features_in_"]
+    if fitted["sample_shape"][0] != n_features:
+        _refuse(
+            path,
+            "fitted.sample_shape",
+            f"a shape of {n_features} rows (n_features_in_)",
+            fitted["sample_shape"],
+        )
+    names = fitted["feature_names_in_"]
+    if names is not None and len(names) != n_features:
+        _refuse(path, "fitted.feature_names_in_", f"{n_features} names", names)
+    return metadata
+
+
+def _check_keys(
+    found: dict, schema: dict, prefix: str, path: Path, required=True, allowed=()
+) -> None:
+    unknown = sorted(set(found) - set(schema) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"{path} is not a valid sktriplet model file: {_METADATA} holds "
+            f"the unknown key {prefix + unknown[0]!r}."
+        )
+    for key, (valid, expected) in schema.items():
+        if key not in found and required:
+            raise ValueError(
+                f"{path} is not a valid sktriplet model file: {_METADATA} lacks "
+                f"the key {prefix + key!r}."
+            )
+        if not valid(found[key]):
+            _refuse(path, prefix + key, expected, found[key])
+
+
+def _refuse(path: Path, key: str, expected: str, value) -> None:
+    shown = repr(value)
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    raise ValueError(
+        f"{path} is not a valid sktriplet model file: {_METADATA}'s {key!r} "
+        f"must be {expected}; it holds {shown}."
+    )
+
+
+def _check_params(params: dict, path: Path) -> None:
+    """Known parameters only, each valid as ``set_params`` would take it;
+    those a file omits keep their defaults."""
+    from ._validation import check_hidden_layer_sizes
+    from .estimator import TripletEmbedder
+
+    known = set(TripletEmbedder().get_params()) - {"encoder", *_RUNTIME_PARAMS}
+    _check_keys(params, {}, "params.", path, required=False, allowed=known)
+    try:
+        check_hidden_layer_sizes(params.get("hidden_layer_sizes", (1,)))
+        TripletEmbedder(**_params(params))._validate_params()
+    except ValueError as exc:
+        raise ValueError(
+            f"{path} is not a valid sktriplet model file: {_METADATA} holds an "
+            f"invalid parameter: {exc}"
+        ) from None
+
+
+def _params(params: dict) -> dict:
+    params = dict(params)
+    if "hidden_layer_sizes" in params:
+        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    return params
+
+
+def _check_encoder_matches(encoder, fitted: dict, path: Path) -> None:
+    """The stored encoder takes samples of the stored shape (grayscale images
+    with a channel axis added) and embeds them into vectors of the stored size."""
+    sample_shape = tuple(fitted["sample_shape"])
+    got_in, got_out = encoder.input_shape, encoder.output_shape
+    takes = isinstance(got_in, tuple) and any(
+        len(shape) == len(got_in) - 1
+        and all(d is None or d == s for d, s in zip(got_in[1:], shape))
+        for shape in (sample_shape, (*sample_shape, 1))
+    )
+    gives = isinstance(got_out, tuple) and got_out[1:] == (fitted["n_components_"],)
+    if not (takes and gives):
+        raise ValueError(
+            f"{path} is not a valid sktriplet model file: its encoder maps "
+            f"inputs of shape {got_in} to {got_out}, but {_METADATA} says samples "
+            f"of shape {sample_shape} to {fitted['n_components_']} dimensions."
+        )
+
+
+def _read_optimizer_state(zf: zipfile.ZipFile, path: Path) -> list | None:
+    """The stored optimizer state, plain numeric arrays, or None (a file
+    written before sktriplet stored it: training continues with a new one)."""
+    if _OPTIMIZER not in zf.namelist():
+        return None
+    try:
+        with np.load(io.BytesIO(zf.read(_OPTIMIZER)), allow_pickle=False) as npz:
+            state = [npz[f"arr_{i}"] for i in range(len(npz.files))]
+    except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
+        raise ValueError(
+            f"{path} is not a readable sktriplet model file: its optimizer state "
+            f"cannot be read ({type(exc).__name__}: {exc})."
+        ) from exc
+    if not all(a.dtype.kind in "biuf" for a in state):
+        raise ValueError(
+            f"{path} is not a valid sktriplet model file: its optimizer state "
+            "holds arrays that are not numbers."
+        )
+    return state
 
 
 def _warn_if_code_is_needed(encoder) -> None:
@@ -219,7 +478,7 @@ def _keras_file(model, folder: str, name: str) -> str:
     return target
 
 
-def _load_keras(zf: zipfile.ZipFile, name: str, folder: str):
+def _load_keras(zf: zipfile.ZipFile, name: str, folder: str, path: Path):
     import keras
 
     # sktriplet's own layers, named explicitly: a fresh process that loads a
@@ -232,9 +491,64 @@ def _load_keras(zf: zipfile.ZipFile, name: str, folder: str):
             target, custom_objects=CUSTOM_OBJECTS, compile=False, safe_mode=True
         )
     except Exception as exc:  # Keras raises many types for a bad archive
+        refused = _code_named_in(target)
+        reason = (
+            f"it names {refused}, which is neither Keras's nor sktriplet's, and "
+            "loading it could run code"
+            if refused
+            else f"{type(exc).__name__}: {_first_line(exc)}"
+        )
         raise ValueError(
-            f"The encoder stored in the model file could not be loaded safely "
-            f"({type(exc).__name__}: {exc}). Files that need code to load, such as "
-            "Lambda layers, are refused; load such a model only from a trusted "
+            f"The encoder stored in {path} could not be loaded safely: {reason}. "
+            "Files that need code to load, such as Lambda layers or functions "
+            "outside Keras, are refused; load such a model only from a trusted "
             "source, with pickle."
-        ) from exc
+        ) from None
+
+
+def _code_named_in(keras_file: str) -> str | None:
+    """The first object of a ``.keras`` file's config that safe loading refuses
+    (a Lambda layer's code, or a class or function from a module outside Keras
+    and sktriplet), described for a user; None when there is none."""
+    try:
+        with zipfile.ZipFile(keras_file) as zf:
+            config = json.loads(zf.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError):
+        return None
+
+    def search(node, layer):
+        if isinstance(node, list):
+            return next(
+                (found for item in node if (found := search(item, layer))), None
+            )
+        if not isinstance(node, dict):
+            return None
+        inner = node.get("config")
+        if isinstance(inner, dict) and isinstance(inner.get("name"), str):
+            layer = inner["name"]
+        where = f" (in layer {layer!r})" if layer else ""
+        if node.get("class_name") in ("Lambda", "__lambda__"):
+            return f"a Lambda layer's Python code{where}"
+        module = node.get("module")
+        if isinstance(module, str) and module.split(".")[0] not in (
+            "keras",
+            "sktriplet",
+        ):
+            name = node.get("config") if isinstance(inner, str) else None
+            name = name or node.get("class_name")
+            return f"{module}.{name}{where}"
+        return next(
+            (found for value in node.values() if (found := search(value, layer))),
+            None,
+        )
+
+    return search(config, None)
+
+
+def _first_line(exc: Exception) -> str:
+    """An exception's first line, without the ``<class '...'>`` paths of
+    Keras's internals."""
+    import re
+
+    line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return re.sub(r"<class '(?:[\w.]+\.)?(\w+)'>", r"\1", line)

@@ -27,6 +27,9 @@ FORMATS = ("sktriplet", "pickle", "joblib")
 CROSS_BACKEND_FORMATS = ("sktriplet",)
 # Kinds of model that need TensorFlow to be fitted.
 TENSORFLOW_ONLY = ("strategy",)
+# Kinds whose loaded model continues training with partial_fit, checked against
+# the fitting process continuing its own.
+CONTINUED = ("mlp", "partial_fit", "multilabel")
 
 
 def _digits():
@@ -145,6 +148,9 @@ def save(folder: Path) -> None:
             np.save(
                 f"{stem}.refit.npy", emb.fit(*_data(kind)).transform(_data(kind)[0])
             )
+        if kind in CONTINUED:  # so does one more epoch of partial_fit
+            X, y = _data(kind)
+            np.save(f"{stem}.continued.npy", emb.partial_fit(X, y).transform(X))
 
 
 def load(folder: Path) -> None:
@@ -168,6 +174,9 @@ def load(folder: Path) -> None:
             if kind == "keras_model" and fmt == "sktriplet" and writer == backend:
                 refit = emb.fit(*_data(kind)).transform(_data(kind)[0])
                 np.save(f"{out}.refit.npy", refit)
+            if kind in CONTINUED and writer == backend:
+                X, y = _data(kind)
+                np.save(f"{out}.continued.npy", emb.partial_fit(X, y).transform(X))
 
 
 if __name__ == "__main__":

@@ -258,3 +258,117 @@ def test_fit_options_default_to_the_estimators_defaults():
     params = TripletEmbedder().get_params()
     for name in ("margin", "mining", "epochs"):
         assert getattr(args, name) == params[name], name
+
+
+_CHECK_BEFORE_KERAS = """
+import json, sys, time
+start = time.perf_counter()
+from sktriplet.cli import main
+code = main(sys.argv[1:])
+print(json.dumps({
+    "code": code,
+    "seconds": time.perf_counter() - start,
+    "framework": sorted(m for m in ("keras", "tensorflow", "jax") if m in sys.modules),
+}))
+"""
+
+
+def _checked_before_keras(*args: str):
+    """``sktriplet ARGS`` in a fresh interpreter whose user set
+    TF_CPP_MIN_LOG_LEVEL=2: its exit status, its seconds from import to exit,
+    the frameworks it imported, and its standard error."""
+    import json
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    out = subprocess.run(
+        [sys.executable, "-c", _CHECK_BEFORE_KERAS, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    return json.loads(out.stdout.splitlines()[-1]), out.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["fit", "{data}", "--target", "species", "--output", "{tmp}/m"],
+            "has no column 'species'",
+        ),
+        (
+            ["fit", "{data}", "--target", "label", "--output", "{tmp}/no/dir/m"],
+            "cannot write {tmp}/no/dir/m: no such folder ({tmp}/no/dir)",
+        ),
+        (
+            ["fit", "{data}", "--target", "label", "--output", "{tmp}"],
+            "cannot write {tmp}: is a folder, not a file",
+        ),
+        (
+            ["fit", "{tmp}", "--target", "label", "--output", "{tmp}/m"],
+            "{tmp} is a folder, not a file",
+        ),
+        (
+            ["transform", "{tmp}", "{data}", "--output", "{tmp}/e.csv"],
+            "{tmp} is a folder, not a file",
+        ),
+        (
+            ["transform", "{model}", "{data}", "--output", "{tmp}/no/e.csv"],
+            "cannot write {tmp}/no/e.csv: no such folder ({tmp}/no)",
+        ),
+        (
+            ["transform", "{model}", "{tmp}/missing.csv", "--output", "{tmp}/e.csv"],
+            "no such file: {tmp}/missing.csv",
+        ),
+        (
+            ["transform", "{model}", "{narrow}", "--output", "{tmp}/e.csv"],
+            "{narrow} lacks the model's feature columns: 'px2'",
+        ),
+    ],
+)
+def test_paths_and_columns_are_checked_before_keras_starts(
+    data_csv, model_file, tmp_path, args, message
+):
+    """A wrong path or column ends the command with one line on stderr and exit
+    status 2, before Keras is imported (no TensorFlow start-up lines, even for
+    a user who set TF_CPP_MIN_LOG_LEVEL=2) and before any training."""
+    narrow = tmp_path / "narrow.csv"
+    narrow.write_text("px0,px1\n0,1\n")
+    names = dict(data=data_csv, tmp=tmp_path, model=model_file, narrow=narrow)
+    report, stderr = _checked_before_keras(*[a.format(**names) for a in args])
+    assert report["code"] == 2
+    assert stderr.strip().count("\n") == 0, stderr
+    assert message.format(**names) in stderr
+    assert report["framework"] == []
+    assert report["seconds"] < 1, report  # no framework start, no training
+
+
+@pytest.fixture(scope="module")
+def model_file(data_csv, tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "m.sktriplet"
+    assert main(["fit", str(data_csv), "--target", "label", "--output", str(path),
+                 "--epochs", "1"]) == 0  # fmt: skip
+    return path
+
+
+def test_a_disk_error_while_writing_is_one_line_and_keeps_the_old_output(
+    data_csv, model_file, tmp_path, capsys, monkeypatch
+):
+    """An OSError at any point (here a full disk as the embeddings are written)
+    is one line and exit status 2, and the earlier output stays whole."""
+    import sktriplet._files
+
+    out = tmp_path / "e.csv"
+    out.write_text("earlier\n")
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sktriplet._files.os, "fsync", full_disk)
+    code = main(["transform", str(model_file), str(data_csv), "--output", str(out)])
+    monkeypatch.undo()
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err == "sktriplet transform: error: No space left on device", err
+    assert out.read_text() == "earlier\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.csv"]

@@ -46,15 +46,26 @@ def test_other_file_gets_a_clear_error(tmp_path):
         load(tmp_path / "x.sktriplet")
 
 
-def _rewrite_metadata(src, dst, change):
+def _rewrite_member(src, dst, name, change):
+    """The zip ``src`` written to ``dst`` (paths or file objects) with its
+    member ``name`` replaced by ``change(its bytes)``."""
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
         for item in zin.namelist():
             data = zin.read(item)
-            if item == "metadata.json":
-                meta = json.loads(data)
-                change(meta)
-                data = json.dumps(meta)
-            zout.writestr(item, data)
+            zout.writestr(item, change(data) if item == name else data)
+
+
+def _json_change(change):
+    def rewrite(data):
+        value = json.loads(data)
+        change(value)
+        return json.dumps(value)
+
+    return rewrite
+
+
+def _rewrite_metadata(src, dst, change):
+    _rewrite_member(src, dst, "metadata.json", _json_change(change))
 
 
 def test_newer_format_version_gets_a_clear_error(digits, tmp_path, quick):
@@ -78,7 +89,8 @@ def test_code_in_a_model_file_is_refused(digits, tmp_path, quick):
     emb = TripletEmbedder(encoder=keras.Model(inputs, out), **quick).fit(X, y)
     with pytest.warns(UserWarning, match="this file will not load"):
         save(emb, tmp_path / "m.sktriplet")
-    with pytest.raises(ValueError, match="could not be loaded safely"):
+    msg = "could not be loaded safely: it names a Lambda layer's Python code"
+    with pytest.raises(ValueError, match=re.escape(msg)):
         load(tmp_path / "m.sktriplet")
 
 
@@ -152,3 +164,186 @@ def test_keras_requirement_excludes_releases_with_a_safe_mode_bypass():
         assert bypassed not in keras_req.specifier, bypassed
     for patched in ("3.12.4", "3.15.1", "3.16.0"):
         assert patched in keras_req.specifier, patched
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [KeyboardInterrupt(), OSError(28, "No space left on device")],
+    ids=["ctrl-c", "disk-full"],
+)
+def test_failed_save_leaves_the_old_file_whole(
+    digits, tmp_path, quick, monkeypatch, failure
+):
+    """A save over an existing model that is interrupted, or fails, while it
+    writes the encoder leaves the old model loadable and no stray file."""
+    X, y = digits
+    path = tmp_path / "m.sktriplet"
+    old = TripletEmbedder(**quick).fit(X, y)
+    save(old, path)
+    before = path.read_bytes()
+    write = zipfile.ZipFile.write
+
+    def failing_write(self, filename, arcname=None, *args, **kwargs):
+        if arcname == "encoder.keras":
+            self.fp.write(b"half an encoder")  # some bytes reach the disk first
+            raise failure
+        return write(self, filename, arcname, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "write", failing_write)
+    new = TripletEmbedder(**{**quick, "epochs": 1, "random_state": 1}).fit(X, y)
+    with pytest.raises(type(failure)):
+        save(new, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.sktriplet"]
+    np.testing.assert_array_equal(load(path).transform(X), old.transform(X))
+
+
+def test_save_into_a_missing_folder_or_onto_a_folder_writes_nothing(
+    digits, tmp_path, quick
+):
+    X, y = digits
+    emb = TripletEmbedder(**quick).fit(X, y)
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        save(emb, tmp_path / "no" / "m.sktriplet")
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        save(emb, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_keeps_the_permissions_of_the_file_it_replaces(digits, tmp_path, quick):
+    X, y = digits
+    emb = TripletEmbedder(**quick).fit(X, y)
+    path = tmp_path / "m.sktriplet"
+    path.write_bytes(b"")
+    path.chmod(0o640)
+    save(emb, path)
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A small model file, its data and its transform."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:120] / 16.0, y[:120]
+    emb = TripletEmbedder(epochs=1, hidden_layer_sizes=(8,), random_state=0)
+    path = tmp_path_factory.mktemp("saved") / "m.sktriplet"
+    save(emb.fit(X, y), path)
+    return path, X, emb.transform(X)
+
+
+def _set(*keys, value):
+    def change(meta):
+        node = meta
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (_set("fitted", "transform", value=1), "the unknown key 'fitted.transform'"),
+        (_set("fitted", "_forward", value=None), "the unknown key 'fitted._forward'"),
+        (_set("extra", value=1), "the unknown key 'extra'"),
+        (_set("params", "fit", value=1), "the unknown key 'params.fit'"),
+        (
+            _set("fitted", "n_components_", value="8"),
+            "'fitted.n_components_' must be an integer >= 1; it holds '8'",
+        ),
+        (
+            _set("fitted", "n_iter_", value=True),
+            "'fitted.n_iter_' must be an integer >= 0; it holds True",
+        ),
+        (
+            _set("fitted", "sample_shape", value=[64, -1]),
+            "'fitted.sample_shape' must be a list of integers >= 1",
+        ),
+        (
+            _set("fitted", "classes_", value={"dtype": "|O", "values": [0, 1]}),
+            "'fitted.classes_' must be {'dtype': a numpy dtype",
+        ),
+        (
+            _set("fitted", "history_", value={"loss": ["x"]}),
+            "'fitted.history_' must be an object of lists of numbers",
+        ),
+        (
+            _set("fitted", "feature_names_in_", value=["a", "b"]),
+            "'fitted.feature_names_in_' must be 64 names",
+        ),
+        (_set("encoder_param", value="pickle"), "'encoder_param' must be one of"),
+        (_set("params", "margin", value=-1), "The 'margin' parameter"),
+        (
+            _set("params", "hidden_layer_sizes", value=["x"]),
+            "hidden_layer_sizes must be a sequence of positive integers",
+        ),
+        (
+            _set("fitted", "n_components_", value=4),
+            "its encoder maps inputs of shape (None, 64) to (None, 32), but",
+        ),
+    ],
+)
+def test_load_reads_the_metadata_against_its_schema(saved, tmp_path, change, message):
+    """A model file is untrusted input: a key outside the schema, or a value of
+    the wrong type or range, is a ValueError naming the key, before any use."""
+    path, _, _ = saved
+    _rewrite_metadata(path, tmp_path / "bad.sktriplet", change)
+    with pytest.raises(ValueError, match=re.escape(message)) as raised:
+        load(tmp_path / "bad.sktriplet")
+    assert "is not a valid sktriplet model file" in str(raised.value)
+
+
+def test_missing_metadata_key_is_named(saved, tmp_path):
+    path, _, _ = saved
+    _rewrite_metadata(path, tmp_path / "bad.sktriplet", lambda m: m.pop("fitted"))
+    with pytest.raises(ValueError, match=re.escape("lacks the key 'fitted'")):
+        load(tmp_path / "bad.sktriplet")
+
+
+def test_a_file_that_omits_a_parameter_loads_with_its_default(saved, tmp_path):
+    """Files of an earlier sktriplet know fewer parameters: the rest default."""
+    path, X, expected = saved
+    _rewrite_metadata(
+        path, tmp_path / "old.sktriplet", lambda m: m["params"].pop("device")
+    )
+    restored = load(tmp_path / "old.sktriplet")
+    assert restored.device == TripletEmbedder().device
+    np.testing.assert_array_equal(restored.transform(X), expected)
+
+
+def _rewrite_encoder_config(src, dst, change):
+    """``src`` with its encoder's Keras config changed by ``change``."""
+    import io
+
+    def rewrite_keras_file(data):
+        inner = io.BytesIO()
+        _rewrite_member(io.BytesIO(data), inner, "config.json", _json_change(change))
+        return inner.getvalue()
+
+    _rewrite_member(src, dst, "encoder.keras", rewrite_keras_file)
+
+
+def test_a_function_outside_keras_in_the_encoder_is_refused_by_name(saved, tmp_path):
+    """A config that names os.system as an activation is refused, and the message
+    says what and where, without Keras's internal class paths."""
+
+    def use_os_system(config):
+        for layer in config["config"]["layers"]:
+            if layer["class_name"] == "Dense":
+                layer["config"]["activation"] = {
+                    "module": "os",
+                    "class_name": "function",
+                    "config": "system",
+                    "registered_name": "system",
+                }
+                return
+
+    path, _, _ = saved
+    _rewrite_encoder_config(path, tmp_path / "bad.sktriplet", use_os_system)
+    with pytest.raises(ValueError, match="could not be loaded safely") as raised:
+        load(tmp_path / "bad.sktriplet")
+    message = str(raised.value)
+    assert "it names os.system (in layer 'hidden_0')" in message, message
+    assert "keras.src" not in message and "<class" not in message, message

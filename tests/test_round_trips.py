@@ -13,7 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from roundtrip import CROSS_BACKEND_FORMATS, FORMATS, KINDS, TENSORFLOW_ONLY
+from roundtrip import (
+    CONTINUED,
+    CROSS_BACKEND_FORMATS,
+    FORMATS,
+    KINDS,
+    TENSORFLOW_ONLY,
+)
 
 SCRIPT = Path(__file__).with_name("roundtrip.py")
 
@@ -97,4 +103,20 @@ def test_loaded_user_encoder_refits_as_the_original(folder, backend):
     np.testing.assert_array_equal(
         np.load(f"{stem}.sktriplet.loaded-by-{backend}.refit.npy"),
         np.load(f"{stem}.refit.npy"),
+    )
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("kind", CONTINUED)
+def test_loaded_model_continues_training_as_the_saved_one(folder, backend, fmt, kind):
+    """partial_fit on a model loaded in a new process trains exactly as the
+    fitting process continuing its own model: same weights, same optimizer
+    state (Adam's step count and moments, stored in the file)."""
+    if backend not in _backends():
+        pytest.skip("JAX is not installed")
+    stem = folder / f"{backend}-{kind}"
+    np.testing.assert_array_equal(
+        np.load(f"{stem}.{fmt}.loaded-by-{backend}.continued.npy"),
+        np.load(f"{stem}.continued.npy"),
     )
