@@ -9,12 +9,14 @@ imports Keras.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ._stack import user_stacklevel
 from ._validation import UNLABELLED
 from .metrics import RETRIEVAL_METRIC
 from .mining import positives_per_anchor
@@ -208,9 +210,22 @@ def auto_batch_size(n_samples: int) -> int:
 def _validation_rows(params: dict, y, rng, partial: bool):
     """Training and validation rows; no validation rows without early stopping,
     nor under "auto" when classes are too small to hold any out (training then
-    runs on all the data for ``epochs``)."""
+    runs on all the data for ``epochs``, and a warning says so)."""
     every = np.arange(len(y))
     early_stopping = params["early_stopping"]
+    if (
+        y.ndim == 2
+        and params["validation_strategy"] == "class_disjoint"
+        and early_stopping is not False
+    ):
+        # Whether "auto" holds rows out depends on the data's size: refuse the
+        # combination at any size, not only where it would be used.
+        raise ValueError(
+            "validation_strategy='class_disjoint' holds out whole classes, which "
+            "a multi-label y does not have (a sample has several labels); use "
+            "validation_strategy='stratified', which holds out a random share "
+            "of the samples, or early_stopping=False."
+        )
     if early_stopping == "auto":
         if partial or len(y) <= AUTO_EARLY_STOPPING_SAMPLES:
             return every, None
@@ -230,9 +245,16 @@ def _validation_rows(params: dict, y, rng, partial: bool):
             return train_idx, val_idx
         train_idx = np.union1d(labelled[train_idx], np.setdiff1d(every, labelled))
         return train_idx, labelled[val_idx]
-    except ValueError:
+    except ValueError as exc:
         if early_stopping != "auto":
             raise
+        warnings.warn(
+            f"early_stopping='auto' holds out a validation set above "
+            f"{AUTO_EARLY_STOPPING_SAMPLES} samples, but not in this fit: {exc} "
+            f"Training runs up to epochs={params['epochs']} on every sample.",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
         return every, None
 
 

@@ -62,7 +62,7 @@ def encoder_input(X: np.ndarray, encoder) -> np.ndarray:
             "channels). Reshape X, or pass an encoder that accepts it."
         )
     shape = X.shape
-    if X.ndim == 4 and shape[1] in (1, 3, 4) and shape[3] not in (1, 3, 4):
+    if X.ndim == 4 and _looks_channels_first(shape[1:]):
         # The default encoder would read them as images a few pixels wide.
         raise ValueError(
             f"X has shape {shape}, which looks like channels-first images "
@@ -71,6 +71,22 @@ def encoder_input(X: np.ndarray, encoder) -> np.ndarray:
             "Use np.moveaxis(X, 1, -1)."
         )
     return X[..., np.newaxis] if X.ndim == 3 else X
+
+
+def _looks_channels_first(shape: tuple) -> bool:
+    """Whether images of ``shape`` are likelier channels-first than last: 1, 3
+    or 4 leading values, and the last axis either no channel count or, with
+    the middle one, square pixels that the channels-last reading would not give.
+
+    >>> _looks_channels_first((3, 32, 32)), _looks_channels_first((3, 4, 4))
+    (True, True)
+    >>> _looks_channels_first((32, 32, 3)), _looks_channels_first((4, 4, 4))
+    (False, False)
+    """
+    first, height, last = shape
+    if first not in (1, 3, 4):
+        return False
+    return last not in (1, 3, 4) or (height == last and first != height)
 
 
 def check_fitted_sample_shape(X: np.ndarray, fitted_shape: tuple) -> None:
@@ -119,22 +135,33 @@ def indicator_or_labels(y):
 
 
 def refuse_label_sets(y) -> None:
-    """Refuse ``y`` given as one list (or set) of labels per sample, which
-    numpy cannot make an array of when the lists differ in length, saying how
-    to turn it into the indicator matrix that multi-label ``y`` must be."""
+    """Refuse ``y`` given as one list (or set) of labels per sample, saying how
+    to turn it into the indicator matrix that multi-label ``y`` must be.
+
+    Lists of equal length that hold only 0 and 1 are rows of an indicator
+    matrix, as scikit-learn reads them (``MultiLabelBinarizer().fit_transform(
+    y).tolist()``); any other list of label lists is refused, whatever the
+    lengths of its lists.
+    """
     if not isinstance(y, (list, tuple)) and not (
         isinstance(y, np.ndarray) and y.dtype == object
     ):
         return
     collection = (list, tuple, set, frozenset, np.ndarray)
-    if not len(y) or not isinstance(y[0], collection):
-        return
     rows = [v for v in y if isinstance(v, collection)]
-    if rows and (
-        len(rows) < len(y)
-        or any(isinstance(v, (set, frozenset)) for v in rows)
-        or len({len(v) for v in rows}) > 1
-    ):
+    if not rows:
+        return
+    indicator_rows = (
+        len(rows) == len(y)
+        and not any(isinstance(v, (set, frozenset)) for v in rows)
+        and len({len(v) for v in rows}) == 1
+        and all(
+            isinstance(x, (Integral, float, np.floating)) and x in (0, 1)
+            for v in rows
+            for x in v
+        )
+    )
+    if not indicator_rows:
         raise ValueError(
             "y holds a collection of labels per sample. A multi-label y is "
             "a binary indicator matrix, one column per label: pass "
@@ -160,6 +187,24 @@ def unlabelled_rows(y) -> np.ndarray:
             "set the unlabelled ones to -1."
         )
     return np.zeros(len(y), dtype=bool)
+
+
+def labels_to_score(y, E: np.ndarray) -> tuple:
+    """``y`` as ``score`` takes it, for the embeddings ``E``: in every form that
+    ``fit`` takes (dense, any scipy sparse format, pandas; a multi-label
+    indicator or one label per sample), and the rows to score (the labelled
+    ones, see :func:`unlabelled_rows`)."""
+    from sklearn.utils.validation import check_consistent_length
+
+    refuse_label_sets(y)
+    y = y.tocsr() if sp.issparse(y) else np.asarray(y)
+    check_consistent_length(E, y)
+    if y.ndim == 2 and y.shape[1] == 1 and not sp.issparse(y):
+        y = y.ravel()
+    if y.ndim != 1:
+        return y, np.ones(len(E), dtype=bool)
+    labelled = ~unlabelled_rows(y)
+    return y[labelled], labelled
 
 
 def check_labels(y, known=None) -> tuple[np.ndarray, np.ndarray]:
@@ -192,7 +237,7 @@ def check_labels(y, known=None) -> tuple[np.ndarray, np.ndarray]:
     if len(classes) < 2:
         raise ValueError(
             "TripletEmbedder needs samples of at least two classes to form "
-            f"triplets; y has 1 class: {classes[0]!r}."
+            f"triplets; y has 1 class: {classes[:1].tolist()[0]!r}."
         )
     if counts.max() < 2:
         raise ValueError(

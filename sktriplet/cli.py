@@ -140,7 +140,9 @@ def _fit(args) -> Callable[[], None]:
     if not columns:
         raise CommandError(f"{args.data} has no feature column besides the target")
     X = _features(args.data, header, body, [header.index(c) for c in columns])
-    y, kind = _labels([row[header.index(args.target)] for row in body], args)
+    cells = [row[header.index(args.target)] for row in body]
+    y, keep, kind = _labels(cells, args.target, args.label_separator)
+    X, left_out = X[keep], int(np.sum(~keep))
 
     def train() -> None:
         from . import TripletEmbedder, save
@@ -159,36 +161,80 @@ def _fit(args) -> Callable[[], None]:
             raise CommandError(str(exc).splitlines()[0]) from None
         embedder.feature_names_in_ = np.asarray(columns, dtype=object)
         save(embedder, args.output)
+        skipped = f" ({left_out} unlabelled rows left out)" if left_out else ""
         print(
-            f"trained on {len(X)} rows, {len(columns)} features, "
+            f"trained on {len(X)} rows{skipped}, {len(columns)} features, "
             f"{len(embedder.classes_)} {kind}; model written to {args.output}"
         )
 
     return train
 
 
-def _labels(cells: list[str], args) -> tuple[np.ndarray, str]:
-    """The target column as ``y``: one label per row (empty cells unlabelled,
-    -1 among the integer codes of the labels), or with ``--label-separator``
-    the multi-label indicator matrix of the labels each cell lists (an empty
-    cell: a row without a label); and what its columns are."""
-    if args.label_separator is None:
-        labels = np.array(cells)
-        labelled = labels != ""
-        if labelled.all():
-            return labels, "classes"
-        y = np.full(len(labels), -1)  # unlabelled, as sklearn.semi_supervised
-        y[labelled] = np.unique(labels[labelled], return_inverse=True)[1]
-        return y, "classes"
-    sets = [
-        [label for label in cell.split(args.label_separator) if label] for cell in cells
-    ]
-    labels = sorted({label for labels in sets for label in labels})
-    column = {label: j for j, label in enumerate(labels)}
-    indicator = np.zeros((len(sets), len(labels)), dtype=np.uint8)
-    for i, labels_of_row in enumerate(sets):
-        indicator[i, [column[label] for label in labels_of_row]] = 1
-    return indicator, "labels"
+UNLABELLED_HELP = (
+    "An empty label cell marks an unlabelled row, and so does -1 in a column of "
+    "integer labels. With one label per row, unlabelled rows train as "
+    "sklearn.semi_supervised takes them; with --label-separator they are left "
+    "out, and the command says how many. Spaces around labels are ignored."
+)
+
+
+def _labels(cells: list[str], column: str, separator: str | None) -> tuple:
+    """The target ``column`` as ``y`` (one label per row, or with ``separator``
+    the multi-label indicator matrix of the labels each cell lists), which rows
+    it keeps, and what its classes are called; see :data:`UNLABELLED_HELP`."""
+    if separator is None:
+        sets = [[cell.strip()] if cell.strip() else [] for cell in cells]
+    else:
+        sets = [
+            [label.strip() for label in cell.split(separator) if label.strip()]
+            for cell in cells
+        ]
+    names = {label for labels in sets for label in labels}
+    integers = all(_is_integer(name) for name in names)
+    if "-1" in names and not integers:
+        raise CommandError(
+            f"column {column!r} mixes text labels with -1; mark unlabelled rows "
+            "with an empty cell"
+        )
+    unlabelled = np.array([not labels or labels == ["-1"] for labels in sets])
+    if (
+        "-1" in names
+        and separator is not None
+        and any("-1" in labels and len(labels) > 1 for labels in sets)
+    ):
+        raise CommandError(
+            f"column {column!r} lists -1 beside other labels in a row; -1 marks "
+            "an unlabelled row and stands alone"
+        )
+    names.discard("-1")
+    every_row = np.ones(len(cells), dtype=bool)
+    if separator is None:
+        first = np.array([labels[0] if labels else "" for labels in sets])
+        if integers:  # the user's own labels become classes_
+            y = np.where(unlabelled, "-1", first).astype(int)
+        elif unlabelled.any():
+            # Text labels cannot sit beside -1 (see unlabelled_rows): codes.
+            y = np.full(len(first), -1)
+            y[~unlabelled] = np.unique(first[~unlabelled], return_inverse=True)[1]
+        else:
+            y = first
+        return y, every_row, "classes"
+    # A multi-label y has no unlabelled rows: those are left out.
+    order = sorted(names, key=int) if integers else sorted(names)
+    code = {name: j for j, name in enumerate(order)}
+    kept = [labels for labels, u in zip(sets, unlabelled) if not u]
+    indicator = np.zeros((len(kept), len(order)), dtype=np.uint8)
+    for i, labels in enumerate(kept):
+        indicator[i, [code[label] for label in labels]] = 1
+    return indicator, ~unlabelled, "labels"
+
+
+def _is_integer(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _transform(args) -> Callable[[], None]:
@@ -243,13 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
         "fit",
         help="train on a CSV file",
         description="Train a TripletEmbedder on a CSV file with a header line: one "
-        "column of labels (--target), every other column a numeric feature.",
+        "column of labels (--target), every other column a numeric feature. "
+        + UNLABELLED_HELP,
     )
     fit.add_argument("data", help="CSV file with a header line")
     fit.add_argument(
         "--target",
         required=True,
-        help="name of the label column; an empty cell is an unlabelled row",
+        help="name of the label column",
     )
     fit.add_argument("--output", required=True, help="model file to write")
     fit.add_argument(
@@ -258,8 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the target column lists several labels per row, separated by SEP "
         "(as 'beach|sunset' with SEP '|'): rows that share a label are "
-        "positives, rows that share none negatives; an empty cell is a row "
-        "without a label",
+        "positives, rows that share none negatives",
     )
     fit.add_argument(
         "--n-components", type=int, default=None, help="embedding size (default: 32)"

@@ -560,19 +560,20 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         X : array-like of shape (n_samples, n_features)
             Held-out data, each row a query against all the others.
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
-            Labels, or a multi-label indicator matrix (a retrieved row is then
-            relevant when it shares a label with the query).  Unlabelled
-            samples (``-1`` in integer labels) are left out.
+            Labels, or a multi-label indicator matrix, dense or sparse, as in
+            ``fit`` (a retrieved row is then relevant when it shares a label
+            with the query).  Unlabelled samples (``-1`` in integer labels)
+            are left out.
 
         Returns
         -------
         score : float
             MAP@R in ``[0, 1]``.
         """
-        E, y = self.transform(X), np.asarray(y)
-        if y.ndim == 1 and y.dtype.kind in "iuf":
-            E, y = E[y != checks.UNLABELLED], y[y != checks.UNLABELLED]
-        return mean_average_precision_at_r(E, y, metric=RETRIEVAL_METRIC[self.distance])
+        E = self.transform(X)
+        y, scored = checks.labels_to_score(y, E)
+        metric = RETRIEVAL_METRIC[self.distance]
+        return mean_average_precision_at_r(E[scored], y, metric=metric)
 
     @property
     def _n_features_out(self) -> int:

@@ -68,11 +68,27 @@ def plot_history(estimator_or_history, axes=None):
     return fig, axes
 
 
-def plot_embedding(estimator, X, y, ax=None, **scatter_kwargs):
+def plot_embedding(estimator, X, y, ax=None, *, label=None, **scatter_kwargs):
     """Scatter a 2-D view of the embedding of ``X``, coloured by label.
 
     Embeddings of more than two dimensions are projected on their first two
     principal components.
+
+    Parameters
+    ----------
+    estimator : fitted TripletEmbedder
+    X : array-like
+        The samples to embed.
+    y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        Labels, or a multi-label indicator matrix (dense or sparse), as in
+        ``fit``.
+    ax : matplotlib Axes, optional
+    label : int, optional
+        For a multi-label ``y`` (required there): the column whose samples are
+        coloured apart from the others, so that the map shows where the
+        samples with that label lie.
+    **scatter_kwargs
+        Passed to ``ax.scatter``.
 
     Returns
     -------
@@ -81,18 +97,49 @@ def plot_embedding(estimator, X, y, ax=None, **scatter_kwargs):
     """
     from sklearn.decomposition import PCA
 
+    codes, title = _colour_codes(y, label)
     plt = _pyplot()
     E = estimator.transform(X)
     if E.shape[1] > 2:
         E = PCA(n_components=2, random_state=0).fit_transform(E)
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 4.5))
-    _, codes = np.unique(np.asarray(y), return_inverse=True)
     options = {"s": 8, "cmap": "tab10" if codes.max() < 10 else "tab20"}
     options.update(scatter_kwargs)
     scatter = ax.scatter(E[:, 0], E[:, 1], c=codes, **options)
-    ax.set_title("embedding (first two principal components)")
+    ax.set_title(f"embedding (first two principal components){title}")
     return ax, scatter
+
+
+def _colour_codes(y, label) -> tuple[np.ndarray, str]:
+    """A colour code per sample and what the title adds: the label of each
+    sample, or for a multi-label ``y`` whether it has label ``label``."""
+    import scipy.sparse as sp
+
+    Y = y.toarray() if sp.issparse(y) else np.asarray(y)
+    if Y.ndim == 2 and Y.shape[1] == 1:
+        Y = Y.ravel()
+    if Y.ndim == 1:
+        if label is not None:
+            raise ValueError(
+                "label picks a column of a multi-label y; this y holds one label "
+                f"per sample. Received: label={label!r}"
+            )
+        return np.unique(Y, return_inverse=True)[1], ""
+    n_labels = Y.shape[1]
+    if label is None:
+        raise ValueError(
+            f"y is a multi-label indicator matrix of {n_labels} labels, which "
+            "one colour per sample cannot show: pass label=j to colour the "
+            f"samples that have label j (0 <= j < {n_labels}) apart from the "
+            "others."
+        )
+    if not (isinstance(label, (int, np.integer)) and 0 <= label < n_labels):
+        raise ValueError(
+            f"label must be a column of y, an integer from 0 to {n_labels - 1}. "
+            f"Received: label={label!r}"
+        )
+    return (Y[:, label] != 0).astype(int), f"\nlabel {label} (coloured) and others"
 
 
 def plot_neighbors(estimator, images, queries, n_neighbors=5, labels=None, axes=None):

@@ -83,8 +83,8 @@ def test_fit_then_transform_as_two_commands(data_csv, tmp_path):
 
 
 def test_fit_a_column_of_label_sets_then_transform(tmp_path):
-    """A target column listing several labels a row ('even|small'; empty: none)
-    trains a multi-label model, in one process; another embeds with it."""
+    """A target column listing several labels a row ('even|small'; empty:
+    unlabelled) trains a multi-label model, in one process; another embeds with it."""
     X, y = load_digits(return_X_y=True)
     X, y = X[:200] / 16.0, y[:200]
     tags = [
@@ -102,7 +102,11 @@ def test_fit_a_column_of_label_sets_then_transform(tmp_path):
         "--output", str(model), "--epochs", "2",
     )  # fmt: skip
     assert fit.returncode == 0, fit.stderr
-    assert "trained on 200 rows, 64 features, 2 labels" in fit.stdout
+    # Odd digits from 5 have no tag: unlabelled rows, left out.
+    assert (
+        "trained on 140 rows (60 unlabelled rows left out), 64 features, 2 labels"
+        in (fit.stdout)
+    )
     transform = _command("transform", str(model), str(data), "--output", str(out))
     assert transform.returncode == 0, transform.stderr
     restored = load(model)
@@ -372,3 +376,87 @@ def test_a_disk_error_while_writing_is_one_line_and_keeps_the_old_output(
     assert err == "sktriplet transform: error: No space left on device", err
     assert out.read_text() == "earlier\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.csv"]
+
+
+def _labelled_csv(path, cells):
+    """The first ``len(cells)`` digits as a CSV file whose 'label' column holds
+    ``cells``."""
+    X, _ = load_digits(return_X_y=True)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([f"px{i}" for i in range(64)] + ["label"])
+        w.writerows([*row.tolist(), cell] for row, cell in zip(X / 16, cells))
+    return path
+
+
+def _fit_cells(tmp_path, capsys, cells, *options):
+    data = _labelled_csv(tmp_path / "data.csv", cells)
+    model = tmp_path / "m.sktriplet"
+    code = main(["fit", str(data), "--target", "label", "--output", str(model),
+                 "--epochs", "1", *options])  # fmt: skip
+    out = capsys.readouterr()
+    return code, out.out + out.err, model
+
+
+def test_multi_label_empty_cells_are_unlabelled_rows_left_out(tmp_path, capsys):
+    """With --label-separator, an empty cell (or one of separators only) is an
+    unlabelled row, as without it: left out of training, and said so, not
+    trained as a row that shares no label with any other."""
+    _, y = load_digits(return_X_y=True)
+    cells = ["even|small" if d % 2 == 0 and d < 5 else "even" if d % 2 == 0
+             else "small" if d < 5 else "odd" for d in y[:120]]  # fmt: skip
+    cells[::4] = [""] * 30
+    cells[1] = "|"
+    code, out, model = _fit_cells(tmp_path, capsys, cells, "--label-separator", "|")
+    assert code == 0, out
+    assert "trained on 89 rows (31 unlabelled rows left out), 64 features, " in out
+    assert load(model).classes_.tolist() == [0, 1, 2]  # even, odd, small
+
+
+def test_minus_one_in_an_integer_label_column_marks_unlabelled_rows(tmp_path, capsys):
+    """-1 in a column of integer labels is unlabelled, as in sklearn, and the
+    model's classes are the integers of the file."""
+    _, y = load_digits(return_X_y=True)
+    cells = [str(d + 10) for d in y[:120]]
+    cells[1::2] = ["-1"] * 60
+    cells[2] = " 12 "
+    code, out, model = _fit_cells(tmp_path, capsys, cells)
+    assert code == 0, out
+    assert "trained on 120 rows, 64 features, 10 classes" in out
+    assert load(model).classes_.tolist() == list(range(10, 20))
+
+
+def test_labels_are_stripped_of_surrounding_spaces(tmp_path, capsys):
+    cells = ["beach| sunset", "sunset |beach", " beach", "sunset"] * 15
+    code, out, model = _fit_cells(tmp_path, capsys, cells, "--label-separator", "|")
+    assert code == 0, out
+    assert "60 rows, 64 features, 2 labels" in out
+
+
+@pytest.mark.parametrize(
+    "cells, options, message",
+    [
+        (["cat", "dog", "-1"] * 20, (), "column 'label' mixes text labels with -1"),
+        (
+            ["1|-1", "2", "1"] * 20,
+            ("--label-separator", "|"),
+            "column 'label' lists -1 beside other labels in a row",
+        ),
+    ],
+)
+def test_ambiguous_minus_one_is_refused_with_what_to_write(
+    tmp_path, capsys, cells, options, message
+):
+    code, out, _ = _fit_cells(tmp_path, capsys, cells, *options)
+    assert code == 2 and message in out, out
+
+
+def test_help_says_once_what_marks_an_unlabelled_row():
+    out = subprocess.run(
+        [sys.executable, "-m", "sktriplet.cli", "fit", "--help"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    flat = " ".join(out.split())
+    assert flat.count("empty label cell") == flat.count("-1") == 1, flat
+    assert "An empty label cell marks an unlabelled row, and so does -1" in flat

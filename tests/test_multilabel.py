@@ -173,3 +173,70 @@ def test_class_disjoint_validation_needs_one_label_per_sample():
     Y = np.random.RandomState(0).binomial(1, 0.5, size=(40, 3))
     with pytest.raises(ValueError, match="validation_strategy='class_disjoint'"):
         validation_split(Y, 0.2, "class_disjoint", np.random.RandomState(0))
+
+
+SPARSE_FORMATS = [sp.csr_matrix, sp.csc_matrix, sp.coo_matrix, sp.lil_matrix]
+
+
+def test_score_takes_y_in_every_form_fit_takes(multilabel_split, quick):
+    pd = pytest.importorskip("pandas")
+    X_tr, X_te, Y_tr, Y_te = multilabel_split
+    emb = TripletEmbedder(**quick).fit(X_tr, sp.csr_matrix(Y_tr))
+    expected = emb.score(X_te, Y_te)
+    for form in [*SPARSE_FORMATS, pd.DataFrame, lambda Y: Y.tolist()]:
+        assert emb.score(X_te, form(Y_te)) == expected, form
+
+
+@pytest.mark.parametrize("to_sparse", [sp.csr_matrix, sp.csc_matrix])
+def test_search_scores_a_sparse_y_as_the_dense_one(multilabel_split, quick, to_sparse):
+    """GridSearchCV on a sparse indicator y scores every fold, finitely, exactly
+    as on the dense y (not NaN with a warning), and cross_val_score gives the
+    same fold scores.  scikit-learn's cross_val_score itself refuses a sparse
+    y with an error naming it, before any fit."""
+    from sklearn.model_selection import cross_val_score
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X_tr, _, Y_tr, _ = multilabel_split
+    est = TripletEmbedder(**{**quick, "epochs": 2})
+    results = {}
+    for name, Y in (("dense", Y_tr), ("sparse", to_sparse(Y_tr))):
+        search = GridSearchCV(est, {"margin": [0.2, 0.5]}, cv=2, error_score="raise")
+        results[name] = search.fit(X_tr, Y).cv_results_
+    for key in ("split0_test_score", "split1_test_score"):
+        assert np.isfinite(results["sparse"][key]).all()
+        np.testing.assert_array_equal(results["sparse"][key], results["dense"][key])
+    folds = cross_val_score(est.set_params(margin=0.5), X_tr, Y_tr, cv=2)
+    np.testing.assert_array_equal(
+        folds, [results["sparse"][f"split{i}_test_score"][1] for i in (0, 1)]
+    )
+    with pytest.raises(InvalidParameterError, match="The 'y' parameter"):
+        cross_val_score(est, X_tr, to_sparse(Y_tr), cv=2)
+
+
+def test_equal_length_label_lists_are_refused_as_label_sets():
+    """Lists of labels per sample are refused whatever their lengths, with the
+    message of the errors page; lists of 0 and 1 are rows of an indicator."""
+    X = np.random.RandomState(0).normal(size=(4, 3))
+    for label_lists in ([["a", "b"], ["b", "c"], ["a", "c"], ["c", "a"]],
+                        [[1, 2], [2, 3], [1, 3], [3, 1]]):  # fmt: skip
+        with pytest.raises(ValueError, match="y holds a collection of labels per"):
+            TripletEmbedder(epochs=1).fit(X, label_lists)
+    rows = [[1, 0], [1, 1], [0, 1], [0, 1]]
+    emb = TripletEmbedder(epochs=1, random_state=0)
+    np.testing.assert_array_equal(
+        emb.fit(X, rows).transform(X),
+        TripletEmbedder(epochs=1, random_state=0).fit(X, np.array(rows)).transform(X),
+    )
+
+
+def test_class_disjoint_with_a_multilabel_y_is_refused_at_any_size():
+    """Above 10000 samples, early_stopping="auto" turns on: a class-disjoint
+    split of a multi-label y is refused there too, not silently dropped."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(10_001, 3)).astype(np.float32)
+    Y = rng.binomial(1, 0.5, size=(10_001, 3))
+    emb = TripletEmbedder(validation_strategy="class_disjoint", epochs=1)
+    with pytest.raises(ValueError, match="validation_strategy='class_disjoint'"):
+        emb.fit(X, Y)
+    with pytest.raises(ValueError, match="validation_strategy='class_disjoint'"):
+        emb.fit(X[:100], Y[:100])

@@ -1,5 +1,6 @@
 """sktriplet.plotting returns matplotlib objects users can restyle."""
 
+import re
 import sys
 
 import numpy as np
@@ -45,6 +46,26 @@ def test_plot_embedding_colours_by_label(fitted):
     ax, points = plotting.plot_embedding(emb, X, y)
     assert points.get_offsets().shape == (200, 2)
     assert len(np.unique(points.get_array())) == 10
+
+
+def test_plot_embedding_of_a_multi_label_y_colours_one_chosen_label(fitted):
+    """A multi-label y has no one colour per sample: label=j colours the samples
+    that have label j apart from the rest, dense or sparse; without it, a clear
+    error instead of a meaningless picture."""
+    import scipy.sparse as sp
+
+    emb, X, y = fitted
+    Y = np.column_stack([y % 2 == 0, y < 5]).astype(np.uint8)
+    for given in (Y, sp.csr_matrix(Y)):
+        ax, points = plotting.plot_embedding(emb, X, given, label=1)
+        np.testing.assert_array_equal(points.get_array(), (y < 5).astype(int))
+        assert "label 1" in ax.get_title()
+    with pytest.raises(ValueError, match=re.escape("pass label=j to colour")):
+        plotting.plot_embedding(emb, X, Y)
+    with pytest.raises(ValueError, match=re.escape("Received: label=2")):
+        plotting.plot_embedding(emb, X, Y, label=2)
+    with pytest.raises(ValueError, match="this y holds one label per sample"):
+        plotting.plot_embedding(emb, X, y, label=0)
 
 
 def test_plot_neighbors_shows_query_then_neighbours(fitted):

@@ -1,5 +1,9 @@
 """Training faults, early stopping, history and collapse detection."""
 
+import os
+import re
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -532,12 +536,17 @@ def test_early_stopping_auto_turns_on_for_large_fits_only(n_samples, partial, ex
 
 def test_early_stopping_auto_trains_on_when_classes_are_too_small_to_validate():
     """Many classes of a few samples each leave nothing to hold out: "auto" then
-    trains on all the data, where early_stopping=True says what is wrong."""
+    trains on all the data and warns why, where early_stopping=True raises."""
     rng = np.random.RandomState(0)
     X = rng.normal(size=(10_200, 4)).astype(np.float32)
     y = np.arange(len(X)) % 2_040  # five samples per class
     params = dict(hidden_layer_sizes=(), n_components=2, epochs=1, random_state=0)
-    emb = TripletEmbedder(**params).fit(X, y)
+    msg = (
+        "early_stopping='auto' holds out a validation set above 10000 samples, "
+        "but not in this fit: early_stopping needs a validation set"
+    )
+    with pytest.warns(UserWarning, match=re.escape(msg)):
+        emb = TripletEmbedder(**params).fit(X, y)
     assert "val_map_at_r" not in emb.history_ and emb.best_epoch_ is None
     with pytest.raises(ValueError, match="early_stopping needs a validation set"):
         TripletEmbedder(early_stopping=True, **params).fit(X, y)
@@ -595,3 +604,48 @@ def test_tensorflow_reads_batches_through_a_pipeline_without_autotuning(digits):
     assert dataset.options().autotune.enabled is False
     assert [int(x[0, 0]) for x, _ in dataset.take(5)] == [0, 1, 2, 3, 4]
     assert asked[-1] == 5  # tiny batches: as many per block as the fit needs
+
+
+_FITS_OF_SEVERAL_ARCHITECTURES = """
+import sys
+import numpy as np, tensorflow as tf, keras
+from sktriplet import TripletEmbedder
+
+X = np.random.RandomState(0).normal(size=(64, 6)).astype("float32")
+y = np.arange(64) % 4
+
+
+def encoder(width):
+    def build():  # not a plain dense stack: transform runs the traced function
+        inputs = keras.Input((6,))
+        h = keras.layers.Dropout(0.1)(keras.layers.Dense(width)(inputs))
+        return keras.Model(inputs, keras.layers.Dense(3)(h))
+    return build
+
+
+for width in range(4, 11):
+    emb = TripletEmbedder(encoder=encoder(width), epochs=1, random_state=0)
+    emb.fit(X, y).transform(X[: width])
+print("USER-CODE", file=sys.stderr, flush=True)
+f = tf.function(lambda x: x + 1)
+for n in range(8):  # the user's own retracing still warns
+    f(tf.zeros((n,)))
+"""
+
+
+def test_repeated_fits_and_transforms_raise_no_retracing_warning():
+    """Fitting seven architectures and transforming with each traces sktriplet's
+    step and inference function seven times, by design: TensorFlow's
+    "triggered tf.function retracing" warning would blame the user.  The user's
+    own retracing, after sktriplet's calls, still warns."""
+    pytest.importorskip("tensorflow")
+    out = subprocess.run(
+        [sys.executable, "-c", _FITS_OF_SEVERAL_ARCHITECTURES],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="0"),
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    ours, marker, users = out.stderr.partition("USER-CODE")
+    assert marker and "retracing" not in ours, ours[-2000:]
+    assert "triggered tf.function retracing" in users, users[-2000:]

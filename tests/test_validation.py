@@ -44,9 +44,15 @@ FIT_CASES = {
     ),
     "single class": (
         X,
-        np.zeros(60),
+        np.full(60, 3),
         ValueError,
-        "needs samples of at least two classes",
+        "needs samples of at least two classes to form triplets; y has 1 class: 3.",
+    ),
+    "single class of strings": (
+        X,
+        np.full(60, "cat"),
+        ValueError,
+        "y has 1 class: 'cat'.",
     ),
     "no positive pair": (
         X[:5],
@@ -68,6 +74,13 @@ FIT_CASES = {
         Y,
         ValueError,
         "which looks like channels-first images",
+    ),
+    "channels-first images whose width is a channel count": (
+        np.zeros((60, 3, 4, 4)),
+        Y,
+        ValueError,
+        "X has shape (60, 3, 4, 4), which looks like channels-first images (3 "
+        "channels of 4x4 pixels)",
     ),
     "strings in X": (
         np.full((60, 5), "a", dtype=object),

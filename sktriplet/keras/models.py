@@ -15,6 +15,7 @@ from . import devices
 from .encoders import copy_state, encoder_output_dim
 from .layers import L2Normalization, RandomShift, Standardization
 from .losses import distance_matrix, triplet_hinge_totals
+from .tracing import own_traces
 
 __all__ = [
     "CUSTOM_OBJECTS",
@@ -271,8 +272,9 @@ def embed(encoder: keras.Model, X, device: str = "auto") -> np.ndarray:
     Not ``predict``, which costs tens of milliseconds per call in overhead, and
     which early stopping would pay every epoch.
     """
-    forward = inference_function(encoder)
-    with devices.placement(device, inference=True):
+    with own_traces():
+        forward = inference_function(encoder)
+    with devices.placement(device, inference=True), own_traces():
         return embed_in_chunks(
             X,
             lambda chunk: as_numpy(forward(chunk)),

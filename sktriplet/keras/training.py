@@ -30,6 +30,7 @@ from ..sampling import unblock
 from . import devices
 from .encoders import build_encoder, clone_architecture, copy_encoder, copy_state
 from .models import SiameseModel, embed
+from .tracing import own_traces
 
 __all__ = [
     "Plateau",
@@ -236,6 +237,7 @@ def fit_encoder(plan) -> TrainingResult:
         plan.n_batches, most, whole_epochs=plan.epochs > 1
     )
     with (
+        own_traces(),
         devices.placement(plan.device),
         siamese_model_for(encoder, plan, steps_per_execution) as model,
     ):
