@@ -74,24 +74,30 @@ def lmnn(X, y, cfg):
 
 
 def pytorch_metric_learning(X, y, cfg):
-    """TripletMarginLoss + semihard TripletMarginMiner + MPerClassSampler, same MLP."""
+    """TripletMarginLoss + semihard TripletMarginMiner + MPerClassSampler, same MLP.
+
+    ``cfg["hidden"]`` is one hidden width or a tuple of them; ``cfg["m"]``, if
+    given, the samples per class in a batch.
+    """
     import torch
     from pytorch_metric_learning import losses, miners, samplers
 
     torch.manual_seed(cfg["seed"])
     torch.set_num_threads(cfg["threads"])
-    net = torch.nn.Sequential(
-        torch.nn.Linear(X.shape[1], cfg["hidden"]),
-        torch.nn.ReLU(),
-        torch.nn.Linear(cfg["hidden"], cfg["dim"]),
-    )
+    widths = [X.shape[1], *np.atleast_1d(cfg["hidden"]).tolist()]
+    layers = []
+    for width_in, width_out in zip(widths, widths[1:]):
+        layers += [torch.nn.Linear(width_in, width_out), torch.nn.ReLU()]
+    net = torch.nn.Sequential(*layers, torch.nn.Linear(widths[-1], cfg["dim"]))
     loss_fn = losses.TripletMarginLoss(margin=0.2)
     miner = miners.TripletMarginMiner(margin=0.2, type_of_triplets="semihard")
     Xt = torch.as_tensor(X, dtype=torch.float32)
     yt = torch.as_tensor(y)
     # m per class: a power of two (PML needs m to divide the batch) with
     # m * classes >= batch.
-    m = max(4, 2 ** int(np.ceil(np.log2(cfg["batch"] / len(np.unique(y))))))
+    m = cfg.get("m") or max(
+        4, 2 ** int(np.ceil(np.log2(cfg["batch"] / len(np.unique(y)))))
+    )
     sampler = samplers.MPerClassSampler(
         y, m=m, batch_size=cfg["batch"], length_before_new_iter=len(y)
     )

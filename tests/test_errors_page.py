@@ -55,7 +55,11 @@ def table_rows(text: str) -> list[list[str]]:
             rows[-1][-1] += " " + line.strip()
         elif rows and line.strip() and not line.startswith(" "):
             break
-    return [[" ".join(cell.split()) for cell in row] for row in rows[1:]]
+    # A backslash escapes reStructuredText (``n_components\_``, not a link).
+    return [
+        [" ".join(cell.replace("\\_", "_").split()) for cell in row]
+        for row in rows[1:]
+    ]
 
 
 _PLACEHOLDER = re.compile(r"\b(?:PATH|FOLDER|NAMES|NAME|N|M|V|B|L|E|C)\b|\bS'|\bS\b")
