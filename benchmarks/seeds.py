@@ -45,8 +45,11 @@ def main() -> None:
     parser.add_argument("dataset", choices=["digits", "synthetic"])
     parser.add_argument("configs", nargs="*", default=["defaults"])
     parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument(
+        "--quick", action="store_true", help="the 5000-sample set of run.py --quick"
+    )
     args = parser.parse_intermixed_args()
-    _, (X_tr, X_te, y_tr, y_te) = scaled_split(args.dataset, quick=False)
+    _, (X_tr, X_te, y_tr, y_te) = scaled_split(args.dataset, quick=args.quick)
     print(
         "| parameters | MAP@R per seed | mean | 1-NN per seed | mean | fit s "
         "| epochs run |"

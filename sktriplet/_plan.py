@@ -9,6 +9,7 @@ imports Keras.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,8 +34,22 @@ __all__ = ["EncoderPlan", "FitPlan", "plan_fit"]
 
 DEFAULT_N_COMPONENTS = 32
 AUTO_BATCH_SIZE = 256
+# Above this many samples, "auto" turns early stopping on (under the adaptive
+# or constant schedule) and the schedule to a cosine decay.
 AUTO_EARLY_STOPPING_SAMPLES = 10_000
+# The "auto" schedule's cosine decay on large data runs COSINE_EPOCHS *
+# sqrt(COSINE_SAMPLES / n) epochs: each epoch of more data teaches more, and
+# the decay reaches the adaptive schedule's quality in a fraction of its epochs
+# (benchmarks/scaling.py; docs/benchmarks.rst).
+COSINE_EPOCHS = 60
+COSINE_SAMPLES = 32_000
 MAX_VALIDATION_SAMPLES = 5_000
+# Early stopping scores the default MLP's validation set every k epochs, k the
+# validation rows squared over the training rows over this (MAP@R costs the
+# square of the held-out rows; an epoch, the training rows): on this 2-core
+# machine, scoring then takes at most about a tenth of the fit
+# (benchmarks/scaling.py gives the share).
+SCORING_RATIO = 120
 AUTO_INPUT_NOISE = 0.5
 _SEED_RANGE = np.iinfo(np.int32).max
 
@@ -68,8 +83,10 @@ class FitPlan:
     ``blocks(k)`` returns a new iterator of blocks of ``k`` ``(x, labels)``
     batches, the same sequence of batches each time, whatever ``k``; each epoch
     is ``n_batches`` of them.  ``validation`` is
-    ``(X_val, y_val, metric)`` for early stopping, or None.  ``adaptive`` turns
-    on the learning-rate schedule (see ``TripletEmbedder``).  ``train_rows``
+    ``(X_val, y_val, metric)`` for early stopping, or None, scored every
+    ``score_every`` epochs (and after the last).  ``schedule`` names
+    the learning-rate schedule (see ``TripletEmbedder``; ``"constant"`` in
+    ``partial_fit``).  ``train_rows``
     are the rows of ``X`` the batches are drawn from, ``validation_rows`` those
     held out (or None).  ``unlabeled_weight``
     weighs the self-supervised triplets of unlabelled rows against the others;
@@ -89,8 +106,9 @@ class FitPlan:
     max_positives: int | None
     seed: int
     learning_rate: float
-    adaptive: bool
+    schedule: str
     validation: tuple | None
+    score_every: int
     patience: int
     xla: bool
     device: str
@@ -117,8 +135,9 @@ def plan_fit(
     pseudo-labels that must not be held out).  Draws every seed from ``rng``,
     in a fixed order.
     """
+    schedule, epochs = _schedule(params, len(y), partial)
     if split is None:
-        split = _validation_rows(params, y, rng, partial)
+        split = _validation_rows(params, y, rng, partial, schedule)
     train_idx, val_idx = split
     if fitted is not None:
         encoder, optimizer_state = fitted
@@ -164,8 +183,8 @@ def plan_fit(
         ),
         n_batches=sampler.n_batches,
         # partial_fit trains one epoch at the given rate: no schedule.
-        epochs=1 if partial else params["epochs"],
-        adaptive=params["learning_rate_schedule"] == "adaptive" and not partial,
+        epochs=epochs,
+        schedule=schedule,
         margin=params["margin"],
         unlabeled_weight=params["unlabeled_weight"] if partly_labelled else None,
         mining=params["mining"],
@@ -178,6 +197,7 @@ def plan_fit(
         seed=int(rng.randint(_SEED_RANGE)),
         learning_rate=params["learning_rate"],
         validation=None if val_idx is None else (X[val_idx], y[val_idx], metric),
+        score_every=_score_every(train_idx, val_idx, default_dense),
         patience=params["n_iter_no_change"],
         # XLA fuses the small ops of the loss and of our own MLP; a user's
         # encoder, and tf.distribute, keep Keras's choice.
@@ -207,10 +227,31 @@ def auto_batch_size(n_samples: int) -> int:
     return min(AUTO_BATCH_SIZE, 1 << (max(n_samples, 1).bit_length() - 1))
 
 
-def _validation_rows(params: dict, y, rng, partial: bool):
+def _schedule(params: dict, n_samples: int, partial: bool) -> tuple[str, int]:
+    """The learning-rate schedule and the epochs of a fit of ``n_samples``:
+    ``"auto"`` is the adaptive schedule up to ``AUTO_EARLY_STOPPING_SAMPLES``
+    and a cosine decay above; ``partial_fit`` runs one epoch at a constant rate.
+
+    >>> params = {"learning_rate_schedule": "auto", "epochs": 200}
+    >>> _schedule(params, 1_797, False), _schedule(params, 128_000, False)
+    (('adaptive', 200), ('cosine', 30))
+    """
+    if partial:
+        return "constant", 1
+    schedule, epochs = params["learning_rate_schedule"], params["epochs"]
+    if schedule != "auto":
+        return schedule, epochs
+    if n_samples <= AUTO_EARLY_STOPPING_SAMPLES:
+        return "adaptive", epochs
+    budget = round(COSINE_EPOCHS * math.sqrt(COSINE_SAMPLES / n_samples))
+    return "cosine", max(1, min(epochs, budget))
+
+
+def _validation_rows(params: dict, y, rng, partial: bool, schedule: str):
     """Training and validation rows; no validation rows without early stopping,
-    nor under "auto" when classes are too small to hold any out (training then
-    runs on all the data for ``epochs``, and a warning says so)."""
+    nor under "auto" for a cosine schedule (whose length is set in advance) or
+    when classes are too small to hold any out (training then runs on all the
+    data for ``epochs``, and a warning says so)."""
     every = np.arange(len(y))
     early_stopping = params["early_stopping"]
     if (
@@ -227,7 +268,7 @@ def _validation_rows(params: dict, y, rng, partial: bool):
             "of the samples, or early_stopping=False."
         )
     if early_stopping == "auto":
-        if partial or len(y) <= AUTO_EARLY_STOPPING_SAMPLES:
+        if partial or len(y) <= AUTO_EARLY_STOPPING_SAMPLES or schedule == "cosine":
             return every, None
     elif not early_stopping:
         return every, None
@@ -256,6 +297,20 @@ def _validation_rows(params: dict, y, rng, partial: bool):
             stacklevel=user_stacklevel(),
         )
         return every, None
+
+
+def _score_every(train_idx, val_idx, default_dense: bool) -> int:
+    """Every how many epochs early stopping scores the validation set: each
+    epoch for a user's encoder or images (an epoch costs far more than the
+    scoring there), else as ``SCORING_RATIO`` says.
+
+    >>> n = np.arange
+    >>> _score_every(n(28_800), n(3_200), True), _score_every(n(9), n(1), True)
+    (3, 1)
+    """
+    if val_idx is None or not default_dense:
+        return 1
+    return max(1, math.ceil(len(val_idx) ** 2 / len(train_idx) / SCORING_RATIO))
 
 
 def _encoder_plan(params: dict, X, train_idx, rng) -> EncoderPlan:

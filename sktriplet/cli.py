@@ -326,8 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs",
         type=int,
         default=default["epochs"],
-        help="passes over the data, at most: training stops once the loss, or "
-        "above 10000 rows a held-out score, stops improving (default: %(default)s)",
+        help="passes over the data, at most: training stops once the loss stops "
+        "improving, and above 10000 rows it runs round(60 * sqrt(32000 / rows)) "
+        "epochs (default: %(default)s)",
     )
     fit.add_argument(
         "--random-state",

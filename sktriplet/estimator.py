@@ -93,18 +93,27 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     epochs : int, default=200
         The most passes over the training data, as ``MLPClassifier(max_iter)``.
-        The adaptive schedule and early stopping stop training before.
+        The adaptive schedule and early stopping stop training before; the
+        "auto" schedule runs fewer on large data.
 
     learning_rate : float, default=1e-2
         Learning rate of the Adam optimiser, at the start of training.
 
-    learning_rate_schedule : {"adaptive", "constant"}, default="adaptive"
+    learning_rate_schedule : {"auto", "adaptive", "cosine", "constant"}, \
+            default="auto"
+        ``"auto"`` is ``"adaptive"`` up to 10000 samples and ``"cosine"``
+        over ``round(60 * sqrt(32000 / n_samples))`` epochs above (30 for
+        128000 samples; at most ``epochs``): on large data a set decay reaches
+        the adaptive schedule's quality in a fraction of its epochs.
         ``"adaptive"`` lowers the learning rate as the training loss settles,
         then stops, as ``MLPClassifier(learning_rate="adaptive")``: after 5
         epochs without the mean loss falling by more than ``0.002 * margin``,
-        the rate is multiplied by 0.3; after 15, training stops.  ``"constant"``
-        runs ``epochs`` passes (fewer with early stopping).  ``partial_fit``
-        trains at ``learning_rate``.  Each epoch's rate is in ``history_``.
+        the rate is multiplied by 0.3; after 15, training stops.  ``"cosine"``
+        lowers it from ``learning_rate`` towards 0 on a half cosine over
+        ``epochs`` passes (set ``epochs``: it is the length of the schedule).
+        ``"constant"`` runs ``epochs`` passes (fewer with early stopping).
+        ``partial_fit`` trains at ``learning_rate``.  Each epoch's rate is in
+        ``history_``.
 
     input_noise : "auto" or float, default="auto"
         Standard deviation of the Gaussian noise added to every training input
@@ -135,11 +144,16 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     early_stopping : "auto" or bool, default="auto"
         Hold out ``validation_fraction`` of the training data, score the
-        embedding on it after each epoch (MAP@R), stop when the score has not
-        improved for ``n_iter_no_change`` epochs, and keep the weights of the
-        best epoch.  "auto" turns it on above 10000 samples, as histogram
-        gradient boosting does, but not in ``partial_fit`` nor when the
-        classes are too small to hold any samples out.
+        embedding on it (MAP@R) after each epoch, or every few epochs for the
+        default network on large data (so that scoring costs about a tenth of
+        the fit), and after the last; stop when the score has not improved for
+        ``n_iter_no_change`` epochs, and keep the weights of the best epoch.
+        "auto" turns it on above 10000 samples, as histogram gradient boosting
+        does, under the adaptive or constant schedule; not under a cosine one
+        (the default's on such data), whose length is set in advance and
+        which gains more from the held-out samples as training data; nor in
+        ``partial_fit``, nor when the classes are too small to hold any
+        samples out.
 
     validation_fraction : float, default=0.1
         Share of the training data held out when ``early_stopping`` is on, up
@@ -194,7 +208,8 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     history_ : dict of str to list of float
         Per-epoch training metrics: ``loss``, ``active_fraction`` (the share of
         mined triplets that still violate the margin) and ``learning_rate``,
-        and ``val_map_at_r`` with ``early_stopping``.
+        and ``val_map_at_r`` with ``early_stopping`` (NaN for an epoch that
+        was not scored).
 
     n_iter_ : int
         Number of epochs run.
@@ -256,7 +271,9 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "samples_per_class": [Interval(Integral, 2, None, closed="left")],
         "epochs": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "learning_rate_schedule": [StrOptions({"adaptive", "constant"})],
+        "learning_rate_schedule": [
+            StrOptions({"auto", "adaptive", "cosine", "constant"})
+        ],
         "input_noise": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
         "unlabeled_weight": [Interval(Real, 0, None, closed="left")],
         "pseudo_label_rounds": [Interval(Integral, 0, None, closed="left")],
@@ -286,7 +303,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         samples_per_class=4,
         epochs=200,
         learning_rate=1e-2,
-        learning_rate_schedule="adaptive",
+        learning_rate_schedule="auto",
         input_noise="auto",
         unlabeled_weight=0.3,
         pseudo_label_rounds=1,

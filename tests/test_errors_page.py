@@ -57,8 +57,7 @@ def table_rows(text: str) -> list[list[str]]:
             break
     # A backslash escapes reStructuredText (``n_components\_``, not a link).
     return [
-        [" ".join(cell.replace("\\_", "_").split()) for cell in row]
-        for row in rows[1:]
+        [" ".join(cell.replace("\\_", "_").split()) for cell in row] for row in rows[1:]
     ]
 
 
@@ -235,9 +234,9 @@ def _partial_fit_columns():
 def _many_small_classes():
     X_big = RNG.normal(size=(10_200, 4)).astype(np.float32)
     y_big = np.arange(len(X_big)) % 2_040
-    return TripletEmbedder(hidden_layer_sizes=(), n_components=2, epochs=1).fit(
-        X_big, y_big
-    )
+    emb = TripletEmbedder(hidden_layer_sizes=(), n_components=2, epochs=1,
+                          learning_rate_schedule="adaptive")  # fmt: skip
+    return emb.fit(X_big, y_big)
 
 
 def _plot_multilabel():

@@ -210,6 +210,43 @@ def test_plateau_lowers_the_rate_every_patience_epochs_then_stops(maximize):
     assert stopped_at == 10
 
 
+def test_plateau_counts_epochs_between_scores_taken_every_few_epochs():
+    """A validation score every 3 epochs (NaN between): the rate is cut once
+    ``patience`` epochs have passed without an improvement, scored or not."""
+    from sktriplet.keras.training import Plateau
+
+    plateau = Plateau(0.01, monitor="val_map_at_r", maximize=True, patience=2,
+                      factor=0.5, stops=False)  # fmt: skip
+    model = _FakeModel(1.0)
+    plateau.set_model(model)
+    nan = float("nan")
+    scores = [nan, nan, 0.5, nan, nan, 0.5, nan, nan, 0.5]
+    rates = []
+    for epoch, score in enumerate(scores):
+        plateau.on_epoch_end(epoch, {"val_map_at_r": score})
+        rates.append(model.optimizer.learning_rate)
+    # Best at epoch 2; at epoch 5, 3 epochs later: one cut (patience 2); at
+    # epoch 8, 6 later: two more (after 4 and 6).
+    assert rates == [1, 1, 1, 1, 1, 0.5, 0.5, 0.5, 0.125]
+
+
+def test_early_stopping_scores_every_few_epochs_and_the_last():
+    """Above 10000 rows the default MLP's validation set is scored every k
+    epochs (k from the plan: the scoring costs the square of its rows), and
+    after the last epoch; the others hold NaN in history_."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(12_000, 4)).astype(np.float32)
+    y = np.arange(len(X)) % 10
+    params = dict(hidden_layer_sizes=(), n_components=2, epochs=5, random_state=0)
+    emb = TripletEmbedder(learning_rate_schedule="constant", **params)
+    plan = plan_fit(emb.get_params(), X, y, np.random.RandomState(0))
+    assert plan.score_every == 2  # 1200 ** 2 / 10800 / 120, rounded up
+    scores = emb.fit(X, y).history_["val_map_at_r"]
+    assert np.isnan(scores[0]) and np.isnan(scores[2])
+    assert np.isfinite([scores[1], scores[3], scores[4]]).all()
+    assert emb.best_epoch_ in (1, 3, 4)
+
+
 def test_adaptive_schedule_stops_once_the_loss_settles_and_logs_the_rate():
     # Two far-apart blobs: the loss reaches zero in a few epochs and stays.
     rng = np.random.RandomState(0)
@@ -523,15 +560,39 @@ def test_mixed_precision_trains_with_float32_outputs(digits, precision):
     [(10_001, False, True), (10_000, False, False), (10_001, True, False)],
 )
 def test_early_stopping_auto_turns_on_for_large_fits_only(n_samples, partial, expected):
-    """ "auto" holds out a validation set when fit gets more than 10000 samples."""
+    """ "auto" holds out a validation set when fit gets more than 10000 samples
+    (under the adaptive schedule)."""
     rng = np.random.RandomState(0)
     X = rng.normal(size=(n_samples, 4)).astype(np.float32)
     y = np.arange(n_samples) % 10
-    emb = TripletEmbedder(hidden_layer_sizes=(), n_components=2, epochs=1)
+    emb = TripletEmbedder(hidden_layer_sizes=(), n_components=2, epochs=1,
+                          learning_rate_schedule="adaptive")  # fmt: skip
     assert emb.early_stopping == "auto"
     (emb.partial_fit if partial else emb.fit)(X, y)
     assert ("val_map_at_r" in emb.history_) is expected
     assert (emb.best_epoch_ is not None) is expected
+
+
+def test_the_default_schedule_is_a_cosine_decay_on_large_data():
+    """Above 10000 samples the "auto" schedule decays the rate on a half cosine
+    over round(60 * sqrt(32000 / n)) epochs (at most ``epochs``), without early
+    stopping; below, it is the adaptive schedule."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(10_001, 4)).astype(np.float32)
+    y = np.arange(len(X)) % 10
+    params = dict(hidden_layer_sizes=(), n_components=2, random_state=0)
+    emb = TripletEmbedder(epochs=4, **params).fit(X, y)
+    assert emb.n_iter_ == 4 and "val_map_at_r" not in emb.history_
+    np.testing.assert_allclose(
+        emb.history_["learning_rate"], [1e-2, 0.853553e-2, 0.5e-2, 0.146447e-2],
+        rtol=1e-5,
+    )  # fmt: skip
+    plan = plan_fit(TripletEmbedder(**params).get_params(), X, y,
+                    np.random.RandomState(0))  # fmt: skip
+    assert (plan.schedule, plan.epochs) == ("cosine", 107)
+    small = plan_fit(TripletEmbedder(**params).get_params(), X[:10_000], y[:10_000],
+                     np.random.RandomState(0))  # fmt: skip
+    assert (small.schedule, small.epochs) == ("adaptive", 200)
 
 
 def test_early_stopping_auto_trains_on_when_classes_are_too_small_to_validate():
@@ -540,7 +601,8 @@ def test_early_stopping_auto_trains_on_when_classes_are_too_small_to_validate():
     rng = np.random.RandomState(0)
     X = rng.normal(size=(10_200, 4)).astype(np.float32)
     y = np.arange(len(X)) % 2_040  # five samples per class
-    params = dict(hidden_layer_sizes=(), n_components=2, epochs=1, random_state=0)
+    params = dict(hidden_layer_sizes=(), n_components=2, epochs=1, random_state=0,
+                  learning_rate_schedule="adaptive")  # fmt: skip
     msg = (
         "early_stopping='auto' holds out a validation set above 10000 samples, "
         "but not in this fit: early_stopping needs a validation set"

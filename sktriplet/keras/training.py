@@ -247,8 +247,9 @@ def fit_encoder(plan) -> TrainingResult:
             steps_per_epoch=steps_per_epoch,
             epochs=plan.epochs,
             validation=plan.validation,
+            score_every=plan.score_every,
             patience=plan.patience,
-            plateau=_plateau(plan) if plan.adaptive else None,
+            plateau=_schedule(plan),
             callbacks=plan.callbacks,
             verbose=plan.verbose,
         )
@@ -266,9 +267,15 @@ def fit_encoder(plan) -> TrainingResult:
     return result
 
 
-def _plateau(plan) -> Plateau:
-    """The adaptive schedule: on the validation score where there is one (early
-    stopping then decides the stop), else on the training loss."""
+def _schedule(plan) -> keras.callbacks.Callback | None:
+    """The plan's learning-rate schedule: the cosine decay over its epochs, or
+    the adaptive one, on the validation score where there is one (early
+    stopping then decides the stop), else on the training loss; None for a
+    constant rate."""
+    if plan.schedule == "cosine":
+        return CosineDecay(plan.learning_rate, plan.epochs)
+    if plan.schedule != "adaptive":
+        return None
     if plan.validation is not None:
         return Plateau(
             VALIDATION_TOL, monitor="val_map_at_r", maximize=True, stops=False
@@ -340,23 +347,47 @@ class Plateau(keras.callbacks.Callback):
         self.reductions = reductions
         self.stops = stops
         self._best = -np.inf if maximize else np.inf
-        self._waited = 0
+        self._best_epoch = -1  # no value yet: epochs count from before the first
+        self._cuts = 0  # rate cuts since the last improvement
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is None or not math.isfinite(value):
-            return  # the watchdog handles a non-finite loss
+            # Not measured this epoch (a validation score every few epochs);
+            # the watchdog handles a non-finite loss.
+            return
         gain = value - self._best if self.maximize else self._best - value
         if gain > self.min_delta:
-            self._best = value
-            self._waited = 0
+            self._best, self._best_epoch, self._cuts = value, epoch, 0
             return
-        self._waited += 1
-        if self.stops and self._waited >= self.patience * (self.reductions + 1):
+        # Epochs since the last improvement, measured or not.
+        waited = epoch - self._best_epoch
+        if self.stops and waited >= self.patience * (self.reductions + 1):
             self.model.stop_training = True
-        elif self._waited % self.patience == 0:
+        elif waited // self.patience > self._cuts:
+            cuts, self._cuts = (
+                waited // self.patience - self._cuts,
+                waited // self.patience,
+            )
             optimizer = self.model.optimizer
-            optimizer.learning_rate = _learning_rate(optimizer) * self.factor
+            optimizer.learning_rate = _learning_rate(optimizer) * self.factor**cuts
+
+
+class CosineDecay(keras.callbacks.Callback):
+    """Sets each epoch's learning rate on a half cosine from ``initial`` to 0
+    over ``epochs``, as ``keras.optimizers.schedules.CosineDecay`` does by step:
+    ``initial * (1 + cos(pi * epoch / epochs)) / 2``, so that the last epoch
+    still trains, at a small rate.
+    """
+
+    def __init__(self, initial: float, epochs: int) -> None:
+        super().__init__()
+        self.initial = initial
+        self.epochs = epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        rate = self.initial * (1 + math.cos(math.pi * epoch / self.epochs)) / 2
+        self.model.optimizer.learning_rate = rate
 
 
 def _learning_rate(optimizer) -> float:
@@ -364,15 +395,16 @@ def _learning_rate(optimizer) -> float:
 
 
 class _ValidationMonitor(keras.callbacks.Callback):
-    """Scores the embedding of a held-out set each epoch; keeps the best weights.
+    """Scores the embedding of a held-out set every ``every`` epochs and after
+    the last; keeps the best weights.
 
-    Adds ``val_map_at_r`` to the epoch's logs (so that ``History`` records it),
-    stops after ``patience`` epochs without an improvement of at least ``tol``,
-    and restores the weights of the best epoch when training ends, however it
-    ends.
+    Adds ``val_map_at_r`` to the epoch's logs (so that ``History`` records it;
+    NaN for an epoch not scored), stops once ``patience`` epochs have passed
+    without an improvement of at least ``tol``, and restores the weights of the
+    best epoch when training ends, however it ends.
     """
 
-    def __init__(self, encoder, X_val, y_val, metric, patience, tol, result):
+    def __init__(self, encoder, X_val, y_val, metric, patience, tol, result, every=1):
         super().__init__()
         self._encoder = encoder
         self._X_val = X_val.astype(np.float32, copy=False)
@@ -381,27 +413,30 @@ class _ValidationMonitor(keras.callbacks.Callback):
         self._patience = patience
         self._tol = tol
         self._result = result
+        self._every = every
         self._best_score = -np.inf
         self._best_weights = None
-        self._waited = 0
+        self._best_epoch = -1
 
     def score(self) -> float:
         embedding = embed(self._encoder, self._X_val)
         return mean_average_precision_at_r(embedding, self._y_val, metric=self._metric)
 
     def on_epoch_end(self, epoch, logs=None):
+        last = epoch + 1 == self.params.get("epochs")
+        if (epoch + 1) % self._every and not last:
+            if logs is not None:
+                logs["val_map_at_r"] = math.nan
+            return
         score = self.score()
         if logs is not None:
             logs["val_map_at_r"] = score
         if score > self._best_score + self._tol:
             self._best_score = score
             self._best_weights = self._encoder.get_weights()
-            self._result.best_epoch = epoch
-            self._waited = 0
-        else:
-            self._waited += 1
-            if self._patience is not None and self._waited >= self._patience:
-                self.model.stop_training = True
+            self._result.best_epoch = self._best_epoch = epoch
+        elif self._patience is not None and epoch - self._best_epoch >= self._patience:
+            self.model.stop_training = True
 
     def restore_best(self) -> None:
         if self._best_weights is not None:
@@ -457,6 +492,7 @@ def run_training(
     steps_per_epoch: int,
     epochs: int,
     validation=None,
+    score_every: int = 1,
     patience: int | None = None,
     tol: float = VALIDATION_TOL,
     plateau: Plateau | None = None,
@@ -474,7 +510,7 @@ def run_training(
         batches each time whatever ``k``, ``steps_per_epoch * epochs`` batches
         at least.
     validation : tuple (X_val, y_val, metric), optional
-        Held-out data whose MAP@R is computed after each epoch.
+        Held-out data whose MAP@R is computed every ``score_every`` epochs.
     patience : int, optional
         With ``validation``: epochs without improvement before stopping.
     plateau : Plateau, optional
@@ -488,7 +524,7 @@ def run_training(
     if validation is not None:
         X_val, y_val, metric = validation
         monitor = _ValidationMonitor(
-            model.encoder, X_val, y_val, metric, patience, tol, result
+            model.encoder, X_val, y_val, metric, patience, tol, result, score_every
         )
     history = keras.callbacks.History()
     # History comes before the user's callbacks, so that an epoch they interrupt
