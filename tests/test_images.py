@@ -165,13 +165,20 @@ def test_uint8_images_are_standardised_by_the_encoder(digit_images):
 
 
 def test_rgb_images_train_and_channels_first_ones_are_refused():
+    """RGB images train: 40 held-out images retrieve their class better than
+    with the untrained network; channels-first ones get an error."""
+    from sklearn.base import clone
+
     rng = np.random.RandomState(0)
-    y = np.arange(40) % 2
-    X = rng.uniform(size=(40, 8, 8, 3)).astype(np.float32)
-    X[y == 1, :, :, 0] += 1.0  # the classes differ in the red channel
-    emb = TripletEmbedder(epochs=2, random_state=0).fit(X, y)
+    y_all = np.arange(80) % 2
+    X_all = rng.uniform(size=(80, 8, 8, 3)).astype(np.float32)
+    X_all[y_all == 1, :, :, 0] += 0.3  # the classes differ in the red channel
+    X, y, X_te, y_te = X_all[:40], y_all[:40], X_all[40:], y_all[40:]
+    emb = TripletEmbedder(epochs=10, random_state=0).fit(X, y)
     assert emb.transform(X).shape == (40, 32)
     assert emb.encoder_.get_layer("standardize").mean.shape[-1] == 3
+    untrained = clone(emb).set_params(learning_rate=1e-12).fit(X, y)
+    assert emb.score(X_te, y_te) > untrained.score(X_te, y_te) + 0.1
     msg = "X has shape (40, 3, 8, 8), which looks like channels-first images"
     with pytest.raises(ValueError, match=re.escape(msg)):
         TripletEmbedder(epochs=1).fit(np.moveaxis(X, -1, 1), y)
