@@ -327,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=default["epochs"],
         help="passes over the data, at most: training stops once the loss stops "
-        "improving, and above 10000 rows it runs round(60 * sqrt(32000 / rows)) "
+        "improving, and above 10000 rows it runs round(90 * (32000 / rows) ** 0.75) "
         "epochs (default: %(default)s)",
     )
     fit.add_argument(

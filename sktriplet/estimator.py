@@ -102,7 +102,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     learning_rate_schedule : {"auto", "adaptive", "cosine", "constant"}, \
             default="auto"
         ``"auto"`` is ``"adaptive"`` up to 10000 samples and ``"cosine"``
-        over ``round(60 * sqrt(32000 / n_samples))`` epochs above (30 for
+        over ``round(90 * (32000 / n_samples) ** 0.75)`` epochs above (32 for
         128000 samples; at most ``epochs``): on large data a set decay reaches
         the adaptive schedule's quality in a fraction of its epochs.
         ``"adaptive"`` lowers the learning rate as the training loss settles,
