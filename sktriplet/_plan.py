@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ._stack import user_stacklevel
-from ._validation import UNLABELLED
+from ._checks import UNLABELLED
+from ._warnings import user_stacklevel
 from .metrics import RETRIEVAL_METRIC
 from .mining import positives_per_anchor
 from .sampling import (

@@ -16,7 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neighbors import NearestNeighbors
 from sklearn.semi_supervised import LabelSpreading
 
-from ._validation import UNLABELLED
+from ._checks import UNLABELLED
 
 SPREADING_NEIGHBORS = 7  # LabelSpreading's own default
 AGREEING_NEIGHBORS = 10

@@ -1,6 +1,6 @@
 """TripletEmbedder: the scikit-learn estimator, where input is validated and fit runs.
 
-``fit`` validates (:mod:`._validation`), plans (:mod:`._plan`), trains in the Keras
+``fit`` validates (:mod:`._checks`), plans (:mod:`._plan`), trains in the Keras
 package (:func:`.keras.training.fit_encoder`, where Keras is first imported) and
 commits what comes back.
 """
@@ -21,7 +21,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _validation as checks
+from . import _checks as checks
 from ._plan import plan_fit
 from ._self_training import MAX_SELF_TRAINING_SAMPLES, pseudo_labels
 from .inference import DenseForward, embed_in_chunks

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from sklearn.metrics import pairwise_distances_chunked
 from sklearn.utils import check_X_y
 
-from ._validation import indicator_or_labels
+from ._checks import indicator_or_labels
 
 __all__ = [
     "RETRIEVAL_METRIC",

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._files import replacing
-from ._stack import user_stacklevel
+from ._warnings import user_stacklevel
 
 if TYPE_CHECKING:  # imported where used: read_metadata needs neither
     from .estimator import TripletEmbedder
@@ -379,7 +379,7 @@ def _refuse(path: Path, key: str, expected: str, value) -> None:
 def _check_params(params: dict, path: Path) -> None:
     """Known parameters only, each valid as ``set_params`` would take it;
     those a file omits keep their defaults."""
-    from ._validation import check_hidden_layer_sizes
+    from ._checks import check_hidden_layer_sizes
     from .estimator import TripletEmbedder
 
     known = set(TripletEmbedder().get_params()) - {"encoder", *_RUNTIME_PARAMS}

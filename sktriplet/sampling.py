@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import UNLABELLED
+from ._checks import UNLABELLED
 
 __all__ = [
     "ClassBalancedSampler",

@@ -38,9 +38,9 @@ def test_toy_problem_pulls_classes_apart():
     """Two interleaved classes (XOR of the signs) become separable in the
     embedding, on points the fit never saw."""
     rng = np.random.RandomState(0)
-    X = rng.normal(size=(240, 2))
+    X = rng.normal(size=(320, 2))
     y = (X[:, 0] * X[:, 1] > 0).astype(int)  # XOR: no linear map separates it
-    X_tr, X_te, y_tr, y_te = X[:80], X[80:], y[:80], y[80:]
+    X_tr, X_te, y_tr, y_te = X[:160], X[160:], y[:160], y[160:]
     emb = TripletEmbedder(epochs=60, hidden_layer_sizes=(32,), random_state=0)
     E_tr, E_te = emb.fit(X_tr, y_tr).transform(X_tr), emb.transform(X_te)
     raw = mean_average_precision_at_r(X_te, y_te)

@@ -110,7 +110,7 @@ PARAM_CASES = {
     "n_components not an int": ({"n_components": 2.5}, "n_components"),
     "learning_rate <= 0": ({"learning_rate": -1.0}, "learning_rate"),
     "unknown learning_rate_schedule": (
-        {"learning_rate_schedule": "cosine"},
+        {"learning_rate_schedule": "step"},
         "learning_rate_schedule",
     ),
     "batch_size = 1": ({"batch_size": 1}, "batch_size"),

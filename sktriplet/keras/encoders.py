@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import keras
 
-from .._stack import user_stacklevel
+from .._warnings import user_stacklevel
 from .layers import L2Normalization, RandomShift, Standardization
 
 __all__ = [

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from .._stack import user_stacklevel
+from .._warnings import user_stacklevel
 from ..metrics import mean_average_precision_at_r
 from ..sampling import unblock
 from . import devices

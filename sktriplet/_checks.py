@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.multiclass import check_classification_targets
 
-from ._stack import user_stacklevel
+from ._warnings import user_stacklevel
 
 
 def read_as(X, floats: list):
