@@ -140,6 +140,8 @@ def save(estimator: TripletEmbedder, path: str | os.PathLike) -> None:
             "other objects."
         ) from exc
     optimizer_state = getattr(estimator, "_optimizer_state", None)
+    # The new file replaces the old one only once complete (a temporary file
+    # beside it, fsync, os.replace): a failed save leaves the old model whole.
     with (
         tempfile.TemporaryDirectory() as tmp,
         replacing(path) as file,

@@ -32,7 +32,12 @@ from sktriplet.cli import main
 keras = pytest.importorskip("keras")
 
 from test_encoders import Subclassed  # noqa: E402
-from test_persistence import _rewrite_encoder_config, _rewrite_metadata  # noqa: E402
+from test_persistence import (  # noqa: E402
+    _rewrite_encoder_config,
+    _rewrite_metadata,
+    _set,
+    use_os_system,
+)
 from test_training import _Collapse, _InterruptAt  # noqa: E402
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "errors.rst"
@@ -182,31 +187,9 @@ def _rewritten(change) -> Path:
     return target
 
 
-def _set(*keys, value):
-    def change(meta):
-        node = meta
-        for key in keys[:-1]:
-            node = node[key]
-        node[keys[-1]] = value
-
-    return change
-
-
-def _os_system(config):
-    for layer in config["config"]["layers"]:
-        if layer["class_name"] == "Dense":
-            layer["config"]["activation"] = {
-                "module": "os",
-                "class_name": "function",
-                "config": "system",
-                "registered_name": "system",
-            }
-            return
-
-
 def _load_with_os_system():
     target = _folder() / "os_system.sktriplet"
-    _rewrite_encoder_config(_model_file(), target, _os_system)
+    _rewrite_encoder_config(_model_file(), target, use_os_system)
     return load(target)
 
 

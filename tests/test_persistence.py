@@ -325,21 +325,23 @@ def _rewrite_encoder_config(src, dst, change):
     _rewrite_member(src, dst, "encoder.keras", rewrite_keras_file)
 
 
+def use_os_system(config):
+    """Make the first Dense layer of a Keras config name ``os.system`` as its
+    activation, as a malicious model file would."""
+    for layer in config["config"]["layers"]:
+        if layer["class_name"] == "Dense":
+            layer["config"]["activation"] = {
+                "module": "os",
+                "class_name": "function",
+                "config": "system",
+                "registered_name": "system",
+            }
+            return
+
+
 def test_a_function_outside_keras_in_the_encoder_is_refused_by_name(saved, tmp_path):
     """A config that names os.system as an activation is refused, and the message
     says what and where, without Keras's internal class paths."""
-
-    def use_os_system(config):
-        for layer in config["config"]["layers"]:
-            if layer["class_name"] == "Dense":
-                layer["config"]["activation"] = {
-                    "module": "os",
-                    "class_name": "function",
-                    "config": "system",
-                    "registered_name": "system",
-                }
-                return
-
     path, _, _ = saved
     _rewrite_encoder_config(path, tmp_path / "bad.sktriplet", use_os_system)
     with pytest.raises(ValueError, match="could not be loaded safely") as raised:
