@@ -3,7 +3,8 @@
 Self-training, as :class:`sklearn.semi_supervised.SelfTrainingClassifier` does
 it for classifiers: after a fit, the unlabelled samples that the embedding
 places confidently in one class take that class as a label, and the encoder is
-trained again.  Plain numpy and scikit-learn, no Keras.
+trained again (:func:`self_train`, which calls the Keras package; the labelling
+itself is plain numpy and scikit-learn).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.semi_supervised import LabelSpreading
 
 from ._checks import UNLABELLED
+from ._plan import plan_fit
 
 SPREADING_NEIGHBORS = 7  # LabelSpreading's own default
 AGREEING_NEIGHBORS = 10
@@ -104,3 +106,34 @@ def _knn_graph(nearest: np.ndarray, n_neighbors: int):
         return graph
 
     return kernel
+
+
+def self_train(result, plan, params: dict, X, y_codes, rng):
+    """Up to ``params["pseudo_label_rounds"]`` rounds of self-training after the
+    fit that gave ``result`` (a :class:`~sktriplet.keras.training.TrainingResult`
+    of ``plan``): each labels the unlabelled training rows over the embedding
+    just learned (:func:`pseudo_labels`) and trains again, from a new start,
+    holding out the same rows.  Returns the last round's result, or ``result``
+    when ``y_codes`` has no unlabelled training row or no row takes a label.
+    """
+    from .keras.models import embed
+    from .keras.training import fit_encoder
+
+    for _ in range(params["pseudo_label_rounds"]):
+        rows = plan.train_rows
+        if not np.any(y_codes[rows] == UNLABELLED):
+            break
+        if len(rows) > MAX_SELF_TRAINING_SAMPLES:
+            # A random share: the neighbour search grows with the square.
+            rows = np.sort(rng.choice(rows, MAX_SELF_TRAINING_SAMPLES, replace=False))
+            embedding = embed(result.encoder, X[rows], params["device"])
+        else:
+            embedding = embed(result.encoder, X, params["device"])[rows]
+        y_round = y_codes.copy()
+        y_round[rows] = pseudo_labels(embedding, y_codes[rows])
+        if np.array_equal(y_round, y_codes):
+            break
+        split = (plan.train_rows, plan.validation_rows)
+        plan = plan_fit(params, X, y_round, rng, split=split)
+        result = fit_encoder(plan)
+    return result

@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _checks as checks
 from ._plan import plan_fit
-from ._self_training import MAX_SELF_TRAINING_SAMPLES, pseudo_labels
+from ._self_training import self_train
 from .inference import DenseForward, embed_in_chunks
 from .metrics import RETRIEVAL_METRIC, mean_average_precision_at_r
 from .mining import DISTANCES, MINING_STRATEGIES
@@ -450,15 +450,9 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
         result = fit_encoder(plan)
         if not partial and not multilabel:
-            for _ in range(self.pseudo_label_rounds):
-                # Self-training: train again, with confident unlabelled
-                # samples labelled over the embedding just learned.
-                y_round = self._pseudo_labels(result.encoder, X, y_codes, plan, rng)
-                if y_round is None:
-                    break
-                split = (plan.train_rows, plan.validation_rows)
-                plan = plan_fit(params, X, y_round, rng, split=split)
-                result = fit_encoder(plan)
+            # Self-training: train again, with confident unlabelled samples
+            # labelled over the embedding just learned.
+            result = self_train(result, plan, params, X, y_codes, rng)
 
         # Commit the fitted state only once training has succeeded.
         history = result.history
@@ -474,25 +468,6 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         sample = X[plan.train_rows[:1000]]
         checks.warn_if_collapsed(sample, self._embed(sample), params)
         return self
-
-    def _pseudo_labels(self, encoder, X, y_codes, plan, rng):
-        """``y_codes`` with pseudo-labels on its unlabelled training rows, or
-        None when none takes one.  Above ``MAX_SELF_TRAINING_SAMPLES`` training
-        rows, a random share of them takes part (the neighbour search grows
-        with the square of their number)."""
-        from .keras.models import embed
-
-        rows = plan.train_rows
-        if not np.any(y_codes[rows] == checks.UNLABELLED):
-            return None
-        if len(rows) > MAX_SELF_TRAINING_SAMPLES:
-            rows = np.sort(rng.choice(rows, MAX_SELF_TRAINING_SAMPLES, replace=False))
-            embedding = embed(encoder, X[rows], self.device)
-        else:
-            embedding = embed(encoder, X, self.device)[rows]
-        y_round = y_codes.copy()
-        y_round[rows] = pseudo_labels(embedding, y_codes[rows])
-        return None if np.array_equal(y_round, y_codes) else y_round
 
     def __getstate__(self):
         if self.strategy is not None:

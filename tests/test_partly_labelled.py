@@ -96,7 +96,7 @@ def test_the_spreading_graph_is_that_of_labelspreadings_knn_kernel():
 def test_self_training_trains_again_on_pseudo_labels_holding_out_the_same_rows(
     partly, quick, monkeypatch
 ):
-    from sktriplet import estimator
+    from sktriplet import _self_training as self_training
     from sktriplet.keras import training
 
     plans, rounds = [], []
@@ -111,7 +111,7 @@ def test_self_training_trains_again_on_pseudo_labels_holding_out_the_same_rows(
 
     fit_encoder = training.fit_encoder
     monkeypatch.setattr(training, "fit_encoder", record_plan)
-    monkeypatch.setattr(estimator, "pseudo_labels", record_round)
+    monkeypatch.setattr(self_training, "pseudo_labels", record_round)
     X, y = partly
     TripletEmbedder(**quick, early_stopping=True).fit(X, y)
     assert len(plans) == 2 and len(rounds) == 1
@@ -130,7 +130,7 @@ def test_self_training_trains_again_on_pseudo_labels_holding_out_the_same_rows(
     # Above MAX_SELF_TRAINING_SAMPLES training rows, a random share of them is
     # labelled over, the same one for the same random_state.
     rounds.clear()
-    monkeypatch.setattr(estimator, "MAX_SELF_TRAINING_SAMPLES", 150)
+    monkeypatch.setattr(self_training, "MAX_SELF_TRAINING_SAMPLES", 150)
     fits = [TripletEmbedder(**quick).fit(X, y).transform(X) for _ in range(2)]
     assert [len(y_in) for y_in, _ in rounds] == [150, 150]
     np.testing.assert_array_equal(rounds[0][1], rounds[1][1])
@@ -196,7 +196,7 @@ def test_pseudo_labels_are_right_and_the_fit_embeds_held_out_data(monkeypatch):
     from sklearn.base import clone
     from sklearn.datasets import load_digits
 
-    from sktriplet import estimator
+    from sktriplet import _self_training as self_training
     from sktriplet.metrics import mean_average_precision_at_r
 
     X, y = load_digits(return_X_y=True)
@@ -209,7 +209,7 @@ def test_pseudo_labels_are_right_and_the_fit_embeds_held_out_data(monkeypatch):
         rounds.append((y_in, pseudo_labels(embedding, y_in)))
         return rounds[-1][1]
 
-    monkeypatch.setattr(estimator, "pseudo_labels", record)
+    monkeypatch.setattr(self_training, "pseudo_labels", record)
     params = dict(epochs=30, hidden_layer_sizes=(64,), random_state=0, device="cpu")
     emb = TripletEmbedder(**params).fit(X_tr, y_part)
     (y_in, y_out), *_ = rounds
