@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -22,11 +21,9 @@ from ._warnings import user_stacklevel
 from .metrics import RETRIEVAL_METRIC
 from .mining import positives_per_anchor
 from .sampling import (
-    ClassBalancedSampler,
-    PartlyLabelledSampler,
+    BatchPlan,
     channel_moments,
     noise_scale,
-    noisy_blocks,
     validation_split,
 )
 
@@ -38,13 +35,14 @@ AUTO_BATCH_SIZE = 256
 # or constant schedule) and the schedule to a cosine decay.
 AUTO_EARLY_STOPPING_SAMPLES = 10_000
 # The "auto" schedule's cosine decay on large data runs COSINE_EPOCHS *
-# (COSINE_SAMPLES / n) ** COSINE_POWER epochs: each epoch of more data teaches
-# more.  Fitted to three measurements (docs/scaling.txt): 16000 samples of the
-# many-class set need about 128 epochs, the 32000 of the scaling data gain
-# from 90 over 60, and 128000 gain nothing from 45 over 30.
-COSINE_EPOCHS = 90
-COSINE_SAMPLES = 32_000
-COSINE_POWER = 0.75
+# sqrt(COSINE_ROWS_PER_CLASS / rows per class) epochs: an epoch shows each
+# class more examples when classes are larger, and teaches more.  Fitted to
+# three measurements (docs/scaling.txt): the many-class set (320 rows a class)
+# needs about 128 epochs, the scaling data at 32000 rows (1600 a class) reach
+# their quality in 60, and at 128000 rows (6400 a class) gain nothing from 45
+# over 30.
+COSINE_EPOCHS = 60
+COSINE_ROWS_PER_CLASS = 1_600
 MAX_VALIDATION_SAMPLES = 5_000
 # Early stopping scores the default MLP's validation set every k epochs, k the
 # validation rows squared over the training rows over this (MAP@R costs the
@@ -76,30 +74,27 @@ class EncoderPlan:
     channel_moments: tuple[np.ndarray, np.ndarray] | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class FitPlan:
     """A training run, as plain data.
 
-    ``encoder`` is an :class:`EncoderPlan` to build a new network from, or a
-    fitted Keras model to copy and continue training (``partial_fit``).
-    ``blocks(k)`` returns a new iterator of blocks of ``k`` ``(x, labels)``
-    batches, the same sequence of batches each time, whatever ``k``; each epoch
-    is ``n_batches`` of them.  ``validation`` is
-    ``(X_val, y_val, metric)`` for early stopping, or None, scored every
-    ``score_every`` epochs (and after the last).  ``schedule`` names
-    the learning-rate schedule (see ``TripletEmbedder``; ``"constant"`` in
-    ``partial_fit``).  ``train_rows``
-    are the rows of ``X`` the batches are drawn from, ``validation_rows`` those
-    held out (or None).  ``unlabeled_weight``
-    weighs the self-supervised triplets of unlabelled rows against the others;
-    None when every row is labelled.
+    ``encoder`` is the :class:`EncoderPlan` of the network to build, or None
+    when the run continues a fitted encoder (``partial_fit``).  ``batches``
+    says how the training batches of ``train_rows`` are drawn; an epoch is
+    ``batches.n_batches`` of them.  ``validation_rows`` are the rows held out
+    for early stopping (or None), scored with the retrieval ``metric`` every
+    ``score_every`` epochs (and after the last).  ``schedule`` names the
+    learning-rate schedule (see ``TripletEmbedder``; ``"constant"`` in
+    ``partial_fit``).  ``unlabeled_weight`` weighs the self-supervised
+    triplets of unlabelled rows against the others; None when every row is
+    labelled.  ``strategy`` and ``callbacks`` are the user's parameters, passed
+    through.
     """
 
-    encoder: Any
+    encoder: EncoderPlan | None
     train_rows: np.ndarray
     validation_rows: np.ndarray | None
-    blocks: Callable[[int], Iterator]
-    n_batches: int
+    batches: BatchPlan
     epochs: int
     margin: float
     unlabeled_weight: float | None
@@ -109,20 +104,19 @@ class FitPlan:
     seed: int
     learning_rate: float
     schedule: str
-    validation: tuple | None
+    metric: str
     score_every: int
     patience: int
     xla: bool
     device: str
     strategy: Any
     loss_scaling: bool
-    optimizer_state: list | None
     callbacks: list | None
     verbose: int
 
 
 def plan_fit(
-    params: dict, X, y, rng, *, partial=False, fitted=None, split=None
+    params: dict, X, y, rng, *, partial=False, continues=False, split=None
 ) -> FitPlan:
     """The training run that the estimator's ``params`` ask for on ``(X, y)``.
 
@@ -131,20 +125,17 @@ def plan_fit(
     a tuple of ints.  Raises a ``ValueError`` when ``batch_size`` exceeds the
     training rows.
     ``partial`` plans one epoch at the given learning rate (``partial_fit``),
-    continuing ``fitted``, the fitted encoder and the optimizer's state, when
-    there is one.  ``split``, the ``(train_rows, validation_rows)`` of an
+    ``continues`` the training of a fitted encoder, when there is one (no
+    network to plan).  ``split``, the ``(train_rows, validation_rows)`` of an
     earlier plan, keeps its rows (a self-training round, whose ``y`` holds
     pseudo-labels that must not be held out).  Draws every seed from ``rng``,
     in a fixed order.
     """
-    schedule, epochs = _schedule(params, len(y), partial)
+    schedule, epochs = _schedule(params, y, partial)
     if split is None:
         split = _validation_rows(params, y, rng, partial, schedule)
     train_idx, val_idx = split
-    if fitted is not None:
-        encoder, optimizer_state = fitted
-    else:
-        encoder, optimizer_state = _encoder_plan(params, X, train_idx, rng), None
+    encoder = None if continues else _encoder_plan(params, X, train_idx, rng)
     batch_size = params["batch_size"]
     if batch_size == "auto":
         batch_size = auto_batch_size(len(train_idx))
@@ -155,40 +146,33 @@ def plan_fit(
             'batch_size="auto".'
         )
     sampler_seed = int(rng.randint(_SEED_RANGE))
-
-    partly_labelled = y.ndim == 1 and bool(np.any(y[train_idx] == UNLABELLED))
-    sampler_class = PartlyLabelledSampler if partly_labelled else ClassBalancedSampler
-
-    def make_sampler():
-        # A new sampler replays the same batches: the input can be re-read.
-        return sampler_class(
-            y[train_idx],
-            batch_size,
-            params["samples_per_class"],
-            np.random.RandomState(sampler_seed),
-        )
-
     default_dense = params["encoder"] is None and X.ndim == 2
     level = params["input_noise"]
     if level == "auto":
         level = AUTO_INPUT_NOISE if default_dense else 0.0
     scale = noise_scale(X, train_idx, level)
-    noise_seed = int(rng.randint(_SEED_RANGE))
-    sampler = make_sampler()
-    metric = RETRIEVAL_METRIC[params["distance"]]
+    batches = BatchPlan(
+        partly_labelled=y.ndim == 1 and bool(np.any(y[train_idx] == UNLABELLED)),
+        batch_size=batch_size,
+        samples_per_class=params["samples_per_class"],
+        sampler_seed=sampler_seed,
+        noise_scale=scale,
+        noise_seed=int(rng.randint(_SEED_RANGE)),
+    )
+    sampler = batches.sampler(y[train_idx])
+    batches = replace(batches, n_batches=sampler.n_batches)
     return FitPlan(
         encoder=encoder,
         train_rows=train_idx,
         validation_rows=val_idx,
-        blocks=lambda k: noisy_blocks(
-            X, y, train_idx, make_sampler(), scale, noise_seed, block=k
-        ),
-        n_batches=sampler.n_batches,
+        batches=batches,
         # partial_fit trains one epoch at the given rate: no schedule.
         epochs=epochs,
         schedule=schedule,
         margin=params["margin"],
-        unlabeled_weight=params["unlabeled_weight"] if partly_labelled else None,
+        unlabeled_weight=(
+            params["unlabeled_weight"] if batches.partly_labelled else None
+        ),
         mining=params["mining"],
         distance=params["distance"],
         # In a multi-label batch an anchor's positives may lie in any group.
@@ -198,7 +182,7 @@ def plan_fit(
         ),
         seed=int(rng.randint(_SEED_RANGE)),
         learning_rate=params["learning_rate"],
-        validation=None if val_idx is None else (X[val_idx], y[val_idx], metric),
+        metric=RETRIEVAL_METRIC[params["distance"]],
         score_every=_score_every(train_idx, val_idx, default_dense),
         patience=params["n_iter_no_change"],
         # XLA fuses the small ops of the loss and of our own MLP; a user's
@@ -207,8 +191,6 @@ def plan_fit(
         device=params["device"],
         strategy=params["strategy"],
         loss_scaling=params["precision"] == "mixed_float16",
-        # partial_fit continues Adam's step count and moments.
-        optimizer_state=optimizer_state,
         callbacks=params["callbacks"],
         verbose=params["verbose"],
     )
@@ -229,24 +211,40 @@ def auto_batch_size(n_samples: int) -> int:
     return min(AUTO_BATCH_SIZE, 1 << (max(n_samples, 1).bit_length() - 1))
 
 
-def _schedule(params: dict, n_samples: int, partial: bool) -> tuple[str, int]:
-    """The learning-rate schedule and the epochs of a fit of ``n_samples``:
-    ``"auto"`` is the adaptive schedule up to ``AUTO_EARLY_STOPPING_SAMPLES``
-    and a cosine decay above; ``partial_fit`` runs one epoch at a constant rate.
+def _schedule(params: dict, y, partial: bool) -> tuple[str, int]:
+    """The learning-rate schedule and the epochs of a fit on the class codes
+    ``y``: ``"auto"`` is the adaptive schedule up to
+    ``AUTO_EARLY_STOPPING_SAMPLES`` and above, a cosine decay whose length
+    falls with the rows of each class; ``partial_fit`` runs one epoch at a
+    constant rate.
 
     >>> params = {"learning_rate_schedule": "auto", "epochs": 200}
-    >>> _schedule(params, 1_797, False), _schedule(params, 128_000, False)
-    (('adaptive', 200), ('cosine', 32))
+    >>> _schedule(params, np.arange(1_797) % 10, False)
+    ('adaptive', 200)
+    >>> _schedule(params, np.arange(128_000) % 20, False)
+    ('cosine', 30)
+    >>> _schedule(params, np.arange(16_000) % 50, False)
+    ('cosine', 134)
     """
     if partial:
         return "constant", 1
     schedule, epochs = params["learning_rate_schedule"], params["epochs"]
     if schedule != "auto":
         return schedule, epochs
-    if n_samples <= AUTO_EARLY_STOPPING_SAMPLES:
+    if len(y) <= AUTO_EARLY_STOPPING_SAMPLES:
         return "adaptive", epochs
-    budget = round(COSINE_EPOCHS * (COSINE_SAMPLES / n_samples) ** COSINE_POWER)
+    per_class = _rows_per_class(y)
+    budget = round(COSINE_EPOCHS * math.sqrt(COSINE_ROWS_PER_CLASS / per_class))
     return "cosine", max(1, min(epochs, budget))
+
+
+def _rows_per_class(y) -> float:
+    """The mean number of labelled rows in a class (a label's column, when
+    ``y`` is a multi-label indicator matrix)."""
+    if y.ndim == 2:
+        return max(float(y.sum()) / y.shape[1], 1.0)
+    labelled = y[y != UNLABELLED]
+    return max(len(labelled) / max(len(np.unique(labelled)), 1), 1.0)
 
 
 def _validation_rows(params: dict, y, rng, partial: bool, schedule: str):

@@ -116,7 +116,6 @@ def self_train(result, plan, params: dict, X, y_codes, rng):
     holding out the same rows.  Returns the last round's result, or ``result``
     when ``y_codes`` has no unlabelled training row or no row takes a label.
     """
-    from .keras.models import embed
     from .keras.training import fit_encoder
 
     for _ in range(params["pseudo_label_rounds"]):
@@ -126,14 +125,14 @@ def self_train(result, plan, params: dict, X, y_codes, rng):
         if len(rows) > MAX_SELF_TRAINING_SAMPLES:
             # A random share: the neighbour search grows with the square.
             rows = np.sort(rng.choice(rows, MAX_SELF_TRAINING_SAMPLES, replace=False))
-            embedding = embed(result.encoder, X[rows], params["device"])
+            embedding = result.encoder.embed(X[rows], params["device"])
         else:
-            embedding = embed(result.encoder, X, params["device"])[rows]
+            embedding = result.encoder.embed(X, params["device"])[rows]
         y_round = y_codes.copy()
         y_round[rows] = pseudo_labels(embedding, y_codes[rows])
         if np.array_equal(y_round, y_codes):
             break
         split = (plan.train_rows, plan.validation_rows)
         plan = plan_fit(params, X, y_round, rng, split=split)
-        result = fit_encoder(plan)
+        result = fit_encoder(plan, X, y_round)
     return result

@@ -258,7 +258,7 @@ def _transform(args) -> Callable[[], None]:
             embedder = load(args.model)
         except ValueError as exc:
             raise CommandError(str(exc).splitlines()[0]) from None
-        E = embedder._embed(X)
+        E = embedder._encoder.embed(X, embedder.device)  # columns checked above
         with replacing(args.output, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow([f"dim{i}" for i in range(E.shape[1])])

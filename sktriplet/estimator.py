@@ -24,7 +24,6 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import _checks as checks
 from ._plan import plan_fit
 from ._self_training import self_train
-from .inference import DenseForward, embed_in_chunks
 from .metrics import RETRIEVAL_METRIC, mean_average_precision_at_r
 from .mining import DISTANCES, MINING_STRATEGIES
 
@@ -64,12 +63,10 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         The margin of the triplet loss, as in FaceNet and the Keras example.
 
     mining : {"semihard", "hard", "all", "random"}, default="semihard"
-        Which triplets of each batch enter the loss: for each anchor-positive pair
-        the nearest negative farther than the positive (``"semihard"``); the
-        farthest positive and nearest negative of each anchor (``"hard"``); every
-        valid triplet (``"all"``); one random positive and negative per anchor
-        (``"random"``, the Keras example's scheme).  ``"semihard"`` pairs each
-        anchor with at most 16 of its positives, those following it in the batch.
+        Which triplets of each batch enter the loss: for each anchor-positive
+        pair (at most 16 per anchor) the nearest negative farther than the
+        positive; the farthest positive and nearest negative of each anchor;
+        every valid triplet; one random positive and negative per anchor.
 
     distance : {"squared_euclidean", "euclidean", "cosine"}, \
             default="squared_euclidean"
@@ -81,10 +78,8 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     batch_size : int or "auto", default="auto"
         Rows per training batch.  "auto" is 256, or for fewer samples the
-        largest power of two they fill (128 for 200 samples), so that the
-        folds of a search on small data, or parts of different sizes given to
-        ``partial_fit``, share one compiled training step.  An epoch is as
-        many batches as make up the samples, rounded to the nearest.
+        largest power of two they fill (a power of two: fits on data of
+        different sizes share one compiled step).
 
     samples_per_class : int, default=4
         Least number of rows per class in a batch.  Each batch holds
@@ -101,19 +96,14 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     learning_rate_schedule : {"auto", "adaptive", "cosine", "constant"}, \
             default="auto"
-        ``"auto"`` is ``"adaptive"`` up to 10000 samples and ``"cosine"``
-        over ``round(90 * (32000 / n_samples) ** 0.75)`` epochs above (32 for
-        128000 samples; at most ``epochs``): on large data a set decay reaches
-        the adaptive schedule's quality in a fraction of its epochs.
-        ``"adaptive"`` lowers the learning rate as the training loss settles,
-        then stops, as ``MLPClassifier(learning_rate="adaptive")``: after 5
-        epochs without the mean loss falling by more than ``0.002 * margin``,
-        the rate is multiplied by 0.3; after 15, training stops.  ``"cosine"``
-        lowers it from ``learning_rate`` towards 0 on a half cosine over
-        ``epochs`` passes (set ``epochs``: it is the length of the schedule).
-        ``"constant"`` runs ``epochs`` passes (fewer with early stopping).
-        ``partial_fit`` trains at ``learning_rate``.  Each epoch's rate is in
-        ``history_``.
+        ``"adaptive"`` lowers the rate as the training loss settles, then
+        stops, as ``MLPClassifier(learning_rate="adaptive")``: after 5 epochs
+        without the mean loss falling by ``0.002 * margin``, the rate is
+        multiplied by 0.3; after 15, training stops.  ``"cosine"`` lowers it
+        towards 0 on a half cosine over ``epochs``.  ``"auto"`` is adaptive up
+        to 10000 samples, and above, cosine over ``round(60 * sqrt(1600 / r))``
+        epochs (at most ``epochs``), ``r`` the mean rows of a class (30 for
+        20 classes of 6400).  ``partial_fit`` trains at ``learning_rate``.
 
     input_noise : "auto" or float, default="auto"
         Standard deviation of the Gaussian noise added to every training input
@@ -123,42 +113,28 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     unlabeled_weight : float, default=0.3
         For partly labelled ``y`` (``-1`` marks an unlabelled sample, as in
-        ``sklearn.semi_supervised``): about half of each batch is unlabelled
-        samples, each twice, and the two copies, made different by
-        ``input_noise`` or the encoder's augmentation, are each other's
-        positive and every other sample's negative (a self-supervised triplet).
-        Those triplets weigh ``unlabeled_weight`` against 1 for the triplets of
-        labelled anchors; 0 leaves the unlabelled samples only as negatives of
-        the views.  Unused when every sample is labelled.
+        ``sklearn.semi_supervised``): the weight, against 1 for labelled
+        anchors, of the self-supervised triplets whose anchor and positive are
+        two noisy copies of one unlabelled sample.
 
     pseudo_label_rounds : int, default=1
-        For partly labelled ``y``: rounds of self-training after the fit.  In
-        each, the labels spread from the labelled samples over the learned
-        embedding (``LabelSpreading``, knn kernel); an unlabelled sample whose
-        10 nearest neighbours in the embedding all carry its spread label takes
-        that label (above 50,000 training samples, a random 50,000 of them
-        take part), and the encoder is trained again, from a new start, on
-        these pseudo-labels.  Each round costs one more fit; ``history_`` and
-        ``n_iter_`` are those of the last.  0 turns self-training off;
-        ``partial_fit`` never runs it.  Unused when every sample is labelled.
+        For partly labelled ``y``: rounds of self-training after the fit.
+        Each labels the unlabelled samples whose 10 nearest neighbours in the
+        embedding all share their spread label (``LabelSpreading``) and trains
+        again from a new start; ``history_`` is the last round's.  0 turns
+        it off; ``partial_fit`` never runs it.
 
     early_stopping : "auto" or bool, default="auto"
         Hold out ``validation_fraction`` of the training data, score the
-        embedding on it (MAP@R) after each epoch, or every few epochs for the
-        default network on large data (so that scoring costs about a tenth of
-        the fit), and after the last; stop when the score has not improved for
-        ``n_iter_no_change`` epochs, and keep the weights of the best epoch.
-        "auto" turns it on above 10000 samples, as histogram gradient boosting
-        does, under the adaptive or constant schedule; not under a cosine one
-        (the default's on such data), whose length is set in advance and
-        which gains more from the held-out samples as training data; nor in
-        ``partial_fit``, nor when the classes are too small to hold any
-        samples out.
+        embedding on it (MAP@R) every epoch or few, stop after
+        ``n_iter_no_change`` epochs without improvement, and keep the best
+        epoch's weights.  "auto" turns it on above 10000 samples under the
+        adaptive or constant schedule (not in ``partial_fit``, nor when the
+        classes are too small to hold samples out).
 
     validation_fraction : float, default=0.1
         Share of the training data held out when ``early_stopping`` is on, up
-        to 5000 samples (MAP@R costs the square of their number).  With a
-        stratified split, samples beyond 5000 go back to training.
+        to 5000 samples.
 
     validation_strategy : {"stratified", "class_disjoint"}, default="stratified"
         Hold out a share of each class's samples, or whole classes (to select
@@ -171,24 +147,20 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Passed through to ``keras.Model.fit``.
 
     precision : {"float32", "mixed_bfloat16", "mixed_float16"}, default="float32"
-        Compute precision of the encoder: the mixed policies compute in 16-bit
-        floats (faster on GPUs with 16-bit units); weights, loss and
-        embeddings stay float32.
+        Compute precision of the encoder; weights, loss and embeddings stay
+        float32.
 
     strategy : tf.distribute.Strategy, default=None
         Train under this TensorFlow distribution strategy, such as
-        ``tf.distribute.MirroredStrategy()`` over several GPUs.  Triplets are
-        mined over the global batch, so that the result matches one device.
+        ``tf.distribute.MirroredStrategy()``, mining over the global batch.
 
     device : {"auto", "cpu", "gpu"}, default="auto"
-        Where training and Keras inference run: "auto" lets Keras choose (a GPU
-        when the backend sees one); "gpu" raises a ``ValueError`` when there is
-        none.  Dense encoders embed rows in ``transform`` with numpy, on the CPU.
+        Where training and Keras inference run ("gpu" raises a ``ValueError``
+        without one).  Dense encoders embed in numpy, on the CPU.
 
     random_state : int, RandomState instance or None, default=None
-        Seeds the weights, the batches, the validation split and the random
-        mining.  An int gives bit-identical results on the CPU across calls,
-        threads and processes.
+        Seeds the weights, the batches, the split and the mining: an int gives
+        bit-identical results on the CPU across calls, threads and processes.
 
     verbose : int, default=0
         0 is silent; 1 shows a progress bar per epoch; 2 one line per epoch.
@@ -441,14 +413,12 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         # Plan the validation split, the network, the batches and the schedule.
         # A model loaded from a file without an optimizer state continues with a
         # new optimizer.
-        state = getattr(self, "_optimizer_state", None)
-        fitted = (self.encoder_, state) if warm_start else None
-        plan = plan_fit(params, X, y_codes, rng, partial=partial, fitted=fitted)
+        plan = plan_fit(params, X, y_codes, rng, partial=partial, continues=warm_start)
 
         # Build (or copy) the network and train it, in the Keras package.
         from .keras.training import fit_encoder
 
-        result = fit_encoder(plan)
+        result = fit_encoder(plan, X, y_codes, self._encoder if warm_start else None)
         if not partial and not multilabel:
             # Self-training: train again, with confident unlabelled samples
             # labelled over the embedding just learned.
@@ -458,15 +428,13 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         history = result.history
         if warm_start:
             history = {k: self.history_.get(k, []) + v for k, v in history.items()}
-        self.encoder_, self.classes_ = result.encoder, classes
+        self._encoder, self.classes_ = result.encoder, classes
         self._multilabel = multilabel
-        self.n_components_ = result.n_components or self.n_components_
+        self.n_components_ = result.encoder.n_components
         self.history_, self.n_iter_ = history, len(history.get("loss", []))
         self.best_epoch_, self._sample_shape = result.best_epoch, sample_shape
-        self._optimizer_state = result.optimizer_state
-        self._forward = DenseForward.from_keras(result.encoder)
         sample = X[plan.train_rows[:1000]]
-        checks.warn_if_collapsed(sample, self._embed(sample), params)
+        checks.warn_if_collapsed(sample, self._encoder.embed(sample), params)
         return self
 
     def __getstate__(self):
@@ -477,12 +445,12 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 "set_params(strategy=None) first (it only matters for fit), or "
                 "write the model with sktriplet.save, which leaves it out."
             )
-        state = dict(super().__getstate__())  # may be self.__dict__ itself
-        if "encoder_" in state:  # see PickledModel
-            from .keras.models import PickledModel
+        return super().__getstate__()  # the FittedEncoder pickles its model
 
-            state["encoder_"] = PickledModel(state["encoder_"])
-        return state
+    @property
+    def encoder_(self):
+        """The fitted encoder, a ``keras.Model``: samples in, embeddings out."""
+        return self._encoder.model
 
     def transform(self, X):
         """Embed ``X``.
@@ -508,14 +476,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             allow_nd=True,
         )
         checks.check_fitted_sample_shape(X, self._sample_shape)
-        return self._embed(checks.encoder_input(X, self.encoder))
-
-    def _embed(self, X):
-        if self._forward is not None:  # a dense stack: numpy, on the CPU
-            return embed_in_chunks(X, self._forward, self.n_components_)
-        from .keras.models import embed
-
-        return embed(self.encoder_, X, self.device)
+        return self._encoder.embed(checks.encoder_input(X, self.encoder), self.device)
 
     def similarity(self, X1, X2):
         """Cosine similarity of the embeddings of paired samples.

@@ -139,7 +139,7 @@ def save(estimator: TripletEmbedder, path: str | os.PathLike) -> None:
             "parameters must be numbers, strings or booleans; use pickle for "
             "other objects."
         ) from exc
-    optimizer_state = getattr(estimator, "_optimizer_state", None)
+    optimizer_state = estimator._encoder.optimizer_state
     # The new file replaces the old one only once complete (a temporary file
     # beside it, fsync, os.replace): a failed save leaves the old model whole.
     with (
@@ -179,7 +179,7 @@ def load(path: str | os.PathLike) -> TripletEmbedder:
         sktriplet cannot read.
     """
     from .estimator import TripletEmbedder
-    from .inference import DenseForward
+    from .fitted import FittedEncoder
 
     path = Path(path)
     try:
@@ -212,10 +212,10 @@ def load(path: str | os.PathLike) -> TripletEmbedder:
     estimator.best_epoch_ = fitted["best_epoch_"]
     estimator.history_ = fitted["history_"]
     estimator._multilabel = fitted["_multilabel"]
-    estimator.encoder_ = encoder
     estimator._sample_shape = tuple(fitted["sample_shape"])
-    estimator._optimizer_state = optimizer_state
-    estimator._forward = DenseForward.from_keras(encoder)
+    estimator._encoder = FittedEncoder(
+        encoder, estimator.n_components_, optimizer_state
+    )
     return estimator
 
 

@@ -11,16 +11,18 @@ This module is pure numpy; it never imports Keras.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ._checks import UNLABELLED
 
 __all__ = [
+    "BatchPlan",
     "ClassBalancedSampler",
     "PartlyLabelledSampler",
     "channel_moments",
     "noise_scale",
-    "noisy_batches",
     "noisy_blocks",
     "unblock",
     "validation_split",
@@ -386,6 +388,46 @@ def channel_moments(X, rows: np.ndarray, chunk: int = 256):
     return mean, np.maximum(squares / count - mean**2, 0.0)
 
 
+@dataclass(frozen=True)
+class BatchPlan:
+    """How a fit draws its training batches, as plain data.
+
+    ``partly_labelled`` picks the :class:`PartlyLabelledSampler` over the
+    :class:`ClassBalancedSampler`; both draw batches of ``batch_size`` rows
+    with ``samples_per_class`` rows of each class, from the seed
+    ``sampler_seed``.  ``noise_scale`` (one standard deviation per feature, or
+    None) and ``noise_seed`` give the noise added to every batch.
+    ``n_batches`` is an epoch's batches.
+    """
+
+    partly_labelled: bool
+    batch_size: int
+    samples_per_class: int
+    sampler_seed: int
+    noise_scale: np.ndarray | None
+    noise_seed: int
+    n_batches: int = 0
+
+    def sampler(self, labels: np.ndarray):
+        """A new sampler over ``labels``: each one draws the same batches."""
+        kind = PartlyLabelledSampler if self.partly_labelled else ClassBalancedSampler
+        return kind(
+            labels,
+            self.batch_size,
+            self.samples_per_class,
+            np.random.RandomState(self.sampler_seed),
+        )
+
+    def blocks(self, X, labels, rows, block: int = 1):
+        """The endless batches of the rows ``rows`` of ``(X, labels)``, in
+        blocks of ``block``: :func:`noisy_blocks` with a new sampler, so that
+        every call replays the same sequence, whatever ``block`` is."""
+        sampler = self.sampler(labels[rows])
+        return noisy_blocks(
+            X, labels, rows, sampler, self.noise_scale, self.noise_seed, block
+        )
+
+
 def noisy_blocks(
     X, labels, rows, sampler, noise_scale=None, noise_seed=0, block: int = 1
 ):
@@ -427,18 +469,6 @@ def noisy_blocks(
             y = y.copy()
             y[:, y.shape[1] - len(views) :] = views
         yield x, y
-
-
-def noisy_batches(X, labels, rows, sampler, noise_scale=None, noise_seed=0):
-    """The batches of :func:`noisy_blocks`, one at a time.
-
-    >>> X, y = np.arange(12.0).reshape(6, 2), np.array([0, 0, 0, 1, 1, 1])
-    >>> sampler = ClassBalancedSampler(y, 4, 2, np.random.RandomState(0))
-    >>> x, labels = next(noisy_batches(X, y, np.arange(6), sampler))
-    >>> x.dtype, x.shape, sorted(labels.tolist())
-    (dtype('float32'), (4, 2), [0, 0, 1, 1])
-    """
-    return unblock(noisy_blocks(X, labels, rows, sampler, noise_scale, noise_seed))
 
 
 def unblock(blocks):

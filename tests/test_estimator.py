@@ -109,7 +109,7 @@ def test_fast_transform_matches_the_keras_model(digits):
     emb = TripletEmbedder(hidden_layer_sizes=(32, 16), epochs=2, random_state=0).fit(
         X, y
     )
-    assert emb._forward is not None  # batch normalisation folded in
+    assert emb._encoder.forward is not None  # batch normalisation folded in
     keras_out = np.asarray(emb.encoder_(X.astype(np.float32), training=False))
     np.testing.assert_allclose(
         emb.transform(X.astype(np.float32)), keras_out, atol=1e-5

@@ -54,9 +54,10 @@ def test_batches_mix_labelled_rows_and_pairs_of_views(partly):
 def test_unlabeled_weight_changes_nothing_without_unlabelled_samples(digits, quick):
     X, y = digits
     params = TripletEmbedder(**quick).get_params()
-    plan = plan_fit(params, X, y.astype(np.int32), np.random.RandomState(0))
+    y = y.astype(np.int32)
+    plan = plan_fit(params, X, y, np.random.RandomState(0))
     assert plan.unlabeled_weight is None
-    _, labels = next(plan.blocks(1))
+    _, labels = next(plan.batches.blocks(X, y, plan.train_rows))
     assert (labels >= 0).all()  # no views
     low = TripletEmbedder(**quick, unlabeled_weight=0.0, pseudo_label_rounds=0)
     high = TripletEmbedder(**quick, unlabeled_weight=5.0, pseudo_label_rounds=2)
@@ -101,9 +102,9 @@ def test_self_training_trains_again_on_pseudo_labels_holding_out_the_same_rows(
 
     plans, rounds = [], []
 
-    def record_plan(plan):
+    def record_plan(plan, X, y, fitted=None):
         plans.append(plan)
-        return fit_encoder(plan)
+        return fit_encoder(plan, X, y, fitted)
 
     def record_round(embedding, y):
         rounds.append((y, pseudo_labels(embedding, y)))
@@ -158,7 +159,7 @@ def test_early_stopping_holds_out_labelled_samples_only(partly, quick):
     X, y = partly
     params = TripletEmbedder(**quick, early_stopping=True).get_params()
     plan = plan_fit(params, X, y.astype(np.int32), np.random.RandomState(0))
-    X_val, y_val, _ = plan.validation
+    y_val = y[plan.validation_rows]
     assert len(y_val) and (y_val >= 0).all()
     assert np.isin(np.flatnonzero(y == -1), plan.train_rows).all()
 

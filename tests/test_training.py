@@ -311,8 +311,9 @@ def test_small_data_of_nearby_sizes_trains_on_one_batch_shape(digits):
     params = TripletEmbedder().get_params()
     steps = set()
     for n in (130, 170, 255):
-        plan = plan_fit(params, X[:n], y[:n].astype(np.int32), np.random.RandomState(0))
-        x, _ = next(plan.blocks(1))
+        y_n = y[:n].astype(np.int32)
+        plan = plan_fit(params, X[:n], y_n, np.random.RandomState(0))
+        x, _ = next(plan.batches.blocks(X[:n], y_n, plan.train_rows))
         steps.add((x.shape[1:], plan.max_positives))
     assert len(steps) == 1
     (((rows, _), _),) = steps
@@ -470,7 +471,7 @@ def test_partial_fit_continues_training_and_accepts_new_classes(digits, quick):
     assert emb.score(X, y) > before
     # Adam's step count runs on across the calls: two batches each (about
     # 200 rows in batches of 128, then 400 rows in batches of 250).
-    (steps,) = [v for v in emb._optimizer_state if v.dtype.kind == "i" and v.ndim == 0]
+    (steps,) = [v for v in emb._encoder.optimizer_state if v.dtype.kind == "i" and v.ndim == 0]
     assert steps == 10
 
 
@@ -575,8 +576,8 @@ def test_early_stopping_auto_turns_on_for_large_fits_only(n_samples, partial, ex
 
 def test_the_default_schedule_is_a_cosine_decay_on_large_data():
     """Above 10000 samples the "auto" schedule decays the rate on a half cosine
-    over round(90 * (32000 / n) ** 0.75) epochs (at most ``epochs``), without early
-    stopping; below, it is the adaptive schedule."""
+    over round(60 * sqrt(1600 / rows per class)) epochs (at most ``epochs``),
+    without early stopping; below, it is the adaptive schedule."""
     rng = np.random.RandomState(0)
     X = rng.normal(size=(10_001, 4)).astype(np.float32)
     y = np.arange(len(X)) % 10
@@ -589,7 +590,7 @@ def test_the_default_schedule_is_a_cosine_decay_on_large_data():
     )  # fmt: skip
     plan = plan_fit(TripletEmbedder(epochs=1000, **params).get_params(), X, y,
                     np.random.RandomState(0))  # fmt: skip
-    assert (plan.schedule, plan.epochs) == ("cosine", 215)
+    assert (plan.schedule, plan.epochs) == ("cosine", 76)  # 1000 rows a class
     small = plan_fit(TripletEmbedder(**params).get_params(), X[:10_000], y[:10_000],
                      np.random.RandomState(0))  # fmt: skip
     assert (small.schedule, small.epochs) == ("adaptive", 200)

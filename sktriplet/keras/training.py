@@ -25,11 +25,12 @@ import keras
 import numpy as np
 
 from .._warnings import user_stacklevel
+from ..fitted import FittedEncoder
 from ..metrics import mean_average_precision_at_r
 from ..sampling import unblock
 from . import devices
 from .encoders import build_encoder, clone_architecture, copy_encoder, copy_state
-from .models import SiameseModel, embed
+from .models import SiameseModel
 from .tracing import own_traces
 
 __all__ = [
@@ -85,7 +86,9 @@ def _architecture_key(encoder, *step) -> str | None:
 
 
 @contextmanager
-def siamese_model_for(encoder, plan, steps_per_execution: int = 1):
+def siamese_model_for(
+    encoder, plan, optimizer_state=None, steps_per_execution: int = 1
+):
     """A compiled SiameseModel that trains like a new one built around ``encoder``
     with the loss, optimizer and placement of ``plan`` (a
     :class:`~sktriplet._plan.FitPlan`).
@@ -98,7 +101,7 @@ def siamese_model_for(encoder, plan, steps_per_execution: int = 1):
     ``model.encoder`` when training ends.  Each thread gets its own model.
 
     Under a ``tf.distribute`` strategy, or with float16 loss scaling, a new
-    model is built (inside the strategy's scope) and not pooled.  The plan's
+    model is built (inside the strategy's scope) and not pooled.
     ``optimizer_state`` (from :meth:`SiameseModel.optimizer_state`) continues
     an earlier run's optimizer instead of starting it afresh.
 
@@ -135,7 +138,7 @@ def siamese_model_for(encoder, plan, steps_per_execution: int = 1):
             margin=plan.margin,
             seed=plan.seed,
             learning_rate=plan.learning_rate,
-            optimizer_state=plan.optimizer_state,
+            optimizer_state=optimizer_state,
             unlabeled_weight=plan.unlabeled_weight,
         )
     else:
@@ -167,7 +170,7 @@ def siamese_model_for(encoder, plan, steps_per_execution: int = 1):
             # TensorFlow traces the step twice, to let the first trace create
             # them (a first fit's largest cost after XLA's compile).
             model.optimizer.build(model.trainable_variables)
-            model.set_optimizer_state(plan.optimizer_state)
+            model.set_optimizer_state(optimizer_state)
     try:
         yield model
     finally:
@@ -207,46 +210,50 @@ def steps_per_call(
 
 @dataclass
 class TrainingResult:
-    """What a training run did, as plain data, and the network it trained."""
+    """What a training run did, as plain data, and the encoder it trained."""
 
     history: dict = field(default_factory=dict)
     best_epoch: int | None = None
     non_finite: tuple | None = None  # (epoch, batch, loss value) of the first bad loss
     interrupted: bool = False
-    encoder: keras.Model | None = None
-    n_components: int | None = None
-    optimizer_state: list | None = None
+    encoder: FittedEncoder | None = None
 
 
-def fit_encoder(plan) -> TrainingResult:
+def fit_encoder(plan, X, y, fitted: FittedEncoder | None = None) -> TrainingResult:
     """Build the network of ``plan`` (a :class:`~sktriplet._plan.FitPlan`), or
-    copy the fitted one it continues, and train it with the triplet loss.
+    copy the ``fitted`` encoder that it continues, and train it on the rows of
+    ``(X, y)`` (``y`` class codes) with the triplet loss.
 
-    The returned result holds the trained encoder, its embedding size and the
-    optimizer's state at the end, beside what the run did.  Raises a
+    The returned result holds the trained :class:`~sktriplet.fitted.FittedEncoder`
+    (with the optimizer's state at the end) beside what the run did.  Raises a
     ``FloatingPointError`` when the loss turned NaN or infinite.
     """
-    if isinstance(plan.encoder, keras.Model):  # partial_fit continues it
-        encoder, n_components = copy_encoder(plan.encoder), None
+    if fitted is not None:  # partial_fit continues it
+        encoder, n_components = copy_encoder(fitted.model), fitted.n_components
+        optimizer_state = fitted.optimizer_state
     else:
-        encoder, n_components = build_encoder(plan.encoder)
+        (encoder, n_components), optimizer_state = build_encoder(plan.encoder), None
     # Several steps per call fail under tf.distribute (TensorFlow asks for a
     # placeholder of the multi-step loop): one step per call there.
     most = 1 if plan.strategy is not None else 8
     steps_per_epoch, steps_per_execution = steps_per_call(
-        plan.n_batches, most, whole_epochs=plan.epochs > 1
+        plan.batches.n_batches, most, whole_epochs=plan.epochs > 1
     )
+    validation = None
+    if plan.validation_rows is not None:
+        rows = plan.validation_rows
+        validation = (X[rows], y[rows], plan.metric, n_components)
     with (
         own_traces(),
         devices.placement(plan.device),
-        siamese_model_for(encoder, plan, steps_per_execution) as model,
+        siamese_model_for(encoder, plan, optimizer_state, steps_per_execution) as model,
     ):
         result = run_training(
             model,
-            plan.blocks,
+            lambda k: plan.batches.blocks(X, y, plan.train_rows, k),
             steps_per_epoch=steps_per_epoch,
             epochs=plan.epochs,
-            validation=plan.validation,
+            validation=validation,
             score_every=plan.score_every,
             patience=plan.patience,
             plateau=_schedule(plan),
@@ -254,7 +261,7 @@ def fit_encoder(plan) -> TrainingResult:
             verbose=plan.verbose,
         )
         encoder.set_weights(model.encoder.get_weights())
-        result.optimizer_state = model.optimizer_state()
+        optimizer_state = model.optimizer_state()
     if result.non_finite is not None:
         epoch, batch, value = result.non_finite
         raise FloatingPointError(
@@ -263,7 +270,7 @@ def fit_encoder(plan) -> TrainingResult:
             f"learning_rate (now {plan.learning_rate}), scale the features "
             "(for example with StandardScaler), or keep normalize=True."
         )
-    result.encoder, result.n_components = encoder, n_components
+    result.encoder = FittedEncoder(encoder, n_components, optimizer_state)
     return result
 
 
@@ -276,7 +283,7 @@ def _schedule(plan) -> keras.callbacks.Callback | None:
         return CosineDecay(plan.learning_rate, plan.epochs)
     if plan.schedule != "adaptive":
         return None
-    if plan.validation is not None:
+    if plan.validation_rows is not None:
         return Plateau(
             VALIDATION_TOL, monitor="val_map_at_r", maximize=True, stops=False
         )
@@ -404,9 +411,12 @@ class _ValidationMonitor(keras.callbacks.Callback):
     best epoch when training ends, however it ends.
     """
 
-    def __init__(self, encoder, X_val, y_val, metric, patience, tol, result, every=1):
+    def __init__(
+        self, encoder, width, X_val, y_val, metric, patience, tol, result, every=1
+    ):
         super().__init__()
         self._encoder = encoder
+        self._width = width
         self._X_val = X_val.astype(np.float32, copy=False)
         self._y_val = y_val
         self._metric = metric
@@ -419,7 +429,8 @@ class _ValidationMonitor(keras.callbacks.Callback):
         self._best_epoch = -1
 
     def score(self) -> float:
-        embedding = embed(self._encoder, self._X_val)
+        # The weights as they stand: a dense stack embeds in numpy.
+        embedding = FittedEncoder(self._encoder, self._width).embed(self._X_val)
         return mean_average_precision_at_r(embedding, self._y_val, metric=self._metric)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -509,8 +520,9 @@ def run_training(
         batches (arrays with a first axis of ``k``), the same sequence of
         batches each time whatever ``k``, ``steps_per_epoch * epochs`` batches
         at least.
-    validation : tuple (X_val, y_val, metric), optional
-        Held-out data whose MAP@R is computed every ``score_every`` epochs.
+    validation : tuple (X_val, y_val, metric, n_components), optional
+        Held-out data whose MAP@R is computed every ``score_every`` epochs, in
+        the embedding of ``n_components``.
     patience : int, optional
         With ``validation``: epochs without improvement before stopping.
     plateau : Plateau, optional
@@ -522,9 +534,17 @@ def run_training(
     watchdog = _Watchdog(result)
     monitor = None
     if validation is not None:
-        X_val, y_val, metric = validation
+        X_val, y_val, metric, width = validation
         monitor = _ValidationMonitor(
-            model.encoder, X_val, y_val, metric, patience, tol, result, score_every
+            model.encoder,
+            width,
+            X_val,
+            y_val,
+            metric,
+            patience,
+            tol,
+            result,
+            score_every,
         )
     history = keras.callbacks.History()
     # History comes before the user's callbacks, so that an epoch they interrupt
