@@ -3,6 +3,7 @@
     sktriplet fit data.csv --target label --output model.sktriplet
     sktriplet fit data.csv --target tags --label-separator "|" --output model.sktriplet
     sktriplet transform model.sktriplet data.csv --output embeddings.csv
+    sktriplet export model.sktriplet --output model.onnx
 
 Models are written in the safe format of :mod:`sktriplet.persistence`.  Each
 command first reads and checks every file, column and output path, without
@@ -268,6 +269,31 @@ def _transform(args) -> Callable[[], None]:
     return embed
 
 
+def _export(args) -> Callable[[], None]:
+    """Check the model file (its metadata) and the output of ``sktriplet
+    export``; return the conversion to ONNX (:mod:`sktriplet.onnx`)."""
+    from .persistence import read_metadata
+
+    _check_input(args.model)
+    _check_output(args.output)
+    try:
+        read_metadata(args.model)
+    except ValueError as exc:
+        raise CommandError(str(exc).splitlines()[0]) from None
+
+    def export() -> None:
+        from . import load
+        from .onnx import export
+
+        try:
+            export(load(args.model), args.output)
+        except (ImportError, ValueError) as exc:
+            raise CommandError(str(exc).splitlines()[0]) from None
+        print(f"wrote the ONNX model (input X, output embedding): {args.output}")
+
+    return export
+
+
 # The estimator's own defaults, so that the command trains as the library does
 # (a test holds them equal), written here so that the command checks its input
 # without importing scikit-learn first.
@@ -356,6 +382,18 @@ def build_parser() -> argparse.ArgumentParser:
     transform.add_argument("data", help="CSV file with a header line")
     transform.add_argument("--output", required=True, help="CSV file to write")
     transform.set_defaults(run=_transform)
+
+    export = commands.add_parser(
+        "export",
+        help="write a model as ONNX, to serve without Python's ML stack",
+        description="Convert a model written by 'sktriplet fit' (or "
+        "sktriplet.save) to ONNX: input X, float32 samples of the model's "
+        "features; output embedding. Needs the onnx extra: pip install "
+        "'sktriplet[onnx]'.",
+    )
+    export.add_argument("model", help="model file written by 'sktriplet fit'")
+    export.add_argument("--output", required=True, help="ONNX file to write")
+    export.set_defaults(run=_export)
     return parser
 
 

@@ -75,6 +75,19 @@ def _fold_batch_norm(dense, layer):
     return kernel * scale, shift.astype(kernel.dtype), activation
 
 
+def _flat_layers(model):
+    """The layers of ``model``, those of the Keras models within it in their
+    place.  Only single-input layers are accepted after this, whose graph from
+    one input to one output is a chain: in the order of ``layers``."""
+    for layer in model.layers:
+        if type(layer).__name__ in ("Sequential", "Functional") and type(
+            layer
+        ).__module__.startswith("keras."):
+            yield from _flat_layers(layer)
+        else:
+            yield layer
+
+
 class DenseForward:
     """Numpy forward pass of ``Dense`` layers, then an optional unit normalisation.
 
@@ -99,10 +112,11 @@ class DenseForward:
         A dense stack is a sequence of ``Dense`` layers, each optionally followed
         by a ``BatchNormalization`` (folded into its weights, as inference
         computes it) and an ``Activation``, and optionally ended by a unit
-        normalisation.
+        normalisation; Sequential and functional models within it count as
+        their layers (a user's stack, wrapped with the normalisation).
         """
         layers, normalize = [], False
-        for layer in model.layers:
+        for layer in _flat_layers(model):
             kind = type(layer).__name__
             module = type(layer).__module__
             if not module.startswith(("keras.", "sktriplet.")) or normalize:

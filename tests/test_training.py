@@ -471,7 +471,8 @@ def test_partial_fit_continues_training_and_accepts_new_classes(digits, quick):
     assert emb.score(X, y) > before
     # Adam's step count runs on across the calls: two batches each (about
     # 200 rows in batches of 128, then 400 rows in batches of 250).
-    (steps,) = [v for v in emb._encoder.optimizer_state if v.dtype.kind == "i" and v.ndim == 0]
+    state = emb._encoder.optimizer_state
+    (steps,) = [v for v in state if v.dtype.kind == "i" and v.ndim == 0]
     assert steps == 10
 
 

@@ -1,0 +1,144 @@
+"""ONNX export: onnxruntime gives what transform gives, alone and in a pipeline."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.model_selection import train_test_split
+
+from sktriplet import TripletEmbedder
+from sktriplet import onnx as sk_onnx
+
+ort = pytest.importorskip("onnxruntime")
+skl2onnx = pytest.importorskip("skl2onnx")
+
+
+def _run(model, X):
+    session = ort.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    (name,) = [i.name for i in session.get_inputs()]
+    return session.run(None, {name: X})
+
+
+@pytest.fixture(scope="module")
+def split(digits):
+    X, y = digits
+    return train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+
+
+def _dense_stack_with_batch_norm():
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input((64,)),
+            keras.layers.Dense(24),
+            keras.layers.BatchNormalization(),
+            keras.layers.Activation("tanh"),
+            keras.layers.Dense(6),
+        ]
+    )
+
+
+@pytest.mark.parametrize("encoder", ["default", "dense stack with batch norm"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_dense_encoder_in_onnxruntime_matches_transform(split, quick, encoder, dtype):
+    X_train, X_test, y_train, _ = split
+    given = None if encoder == "default" else _dense_stack_with_batch_norm
+    emb = TripletEmbedder(**quick, encoder=given).fit(X_train, y_train)
+    assert emb._encoder.forward is not None  # written as ONNX operators
+    (out,) = _run(sk_onnx.to_onnx(emb, dtype=dtype), X_test.astype(dtype))
+    expected = emb.transform(X_test.astype(dtype))
+    assert out.dtype == expected.dtype == dtype
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+    assert np.abs(expected).max() > 0.1  # not a zero embedding on both sides
+
+
+def test_the_default_image_encoder_in_onnxruntime_matches_transform():
+    """The convolutional encoder goes through tf2onnx, with augmentation off;
+    grayscale images without a channel axis get one, as in transform."""
+    pytest.importorskip("tf2onnx")
+    rng = np.random.RandomState(0)
+    X = rng.rand(90, 12, 12).astype(np.float32)
+    y = np.arange(90) % 3
+    X[y == 1, :6] += 0.5
+    emb = TripletEmbedder(epochs=2, random_state=0, device="cpu").fit(X[:60], y[:60])
+    assert emb._encoder.forward is None
+    for dtype in (np.float32, np.float64):
+        (out,) = _run(sk_onnx.to_onnx(emb, dtype=dtype), X[60:].astype(dtype))
+        expected = emb.transform(X[60:].astype(dtype))
+        assert out.dtype == dtype
+        np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_a_pipeline_to_onnx_predicts_the_pipelines_labels(split, quick):
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X_train, X_test, y_train, y_test = split
+    pipe = make_pipeline(
+        StandardScaler(), TripletEmbedder(**quick), KNeighborsClassifier(3)
+    ).fit(X_train, y_train)
+    sk_onnx.register()
+    model = skl2onnx.to_onnx(pipe, X_train[:1].astype(np.float32))
+    labels = _run(model, X_test.astype(np.float32))[0]
+    np.testing.assert_array_equal(labels, pipe.predict(X_test))
+    assert np.mean(labels == y_test) > 0.8  # a trained embedding, not noise
+
+
+def test_export_refuses_an_unfitted_model_and_other_dtypes(quick, digits):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        sk_onnx.to_onnx(TripletEmbedder())
+    emb = TripletEmbedder(**quick).fit(*digits)
+    with pytest.raises(ValueError, match="dtype must be float32 or float64; got"):
+        sk_onnx.to_onnx(emb, dtype=np.int64)
+
+
+def test_cli_export_then_onnxruntime_in_fresh_processes(digits, quick, tmp_path):
+    """save in this process; `sktriplet export` in another; onnxruntime, with
+    no sktriplet nor TensorFlow imported, in a third."""
+    from sktriplet import save
+
+    X, y = digits
+    emb = TripletEmbedder(**quick).fit(X, y)
+    save(emb, tmp_path / "m.sktriplet")
+    np.save(tmp_path / "X.npy", X.astype(np.float32))
+    export = subprocess.run(
+        [sys.executable, "-m", "sktriplet.cli", "export", str(tmp_path / "m.sktriplet"),
+         "--output", str(tmp_path / "m.onnx")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert export.returncode == 0, export.stderr
+    assert "m.onnx" in export.stdout
+    script = (
+        "import sys, numpy as np, onnxruntime as ort;"
+        f"s = ort.InferenceSession({str(tmp_path / 'm.onnx')!r});"
+        f"np.save({str(tmp_path / 'E.npy')!r}, s.run(None, {{'X': np.load("
+        f"{str(tmp_path / 'X.npy')!r})}})[0]);"
+        "assert 'tensorflow' not in sys.modules and 'sktriplet' not in sys.modules"
+    )
+    serve = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True
+    )
+    assert serve.returncode == 0, serve.stderr
+    np.testing.assert_allclose(
+        np.load(tmp_path / "E.npy"), emb.transform(X.astype(np.float32)), atol=1e-5
+    )
+
+
+def test_cli_export_of_a_missing_model_is_one_line(tmp_path, capsys):
+    from sktriplet.cli import main
+
+    assert main(["export", str(tmp_path / "nope.sktriplet"), "--output",
+                 str(tmp_path / "m.onnx")]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert (
+        err.strip()
+        == f"sktriplet export: error: no such file: {tmp_path / 'nope.sktriplet'}"
+    )
+    assert not (tmp_path / "m.onnx").exists()
