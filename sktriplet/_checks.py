@@ -8,13 +8,90 @@ never imports Keras.
 from __future__ import annotations
 
 import warnings
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._warnings import user_stacklevel
+from .mining import DISTANCES, MINING_STRATEGIES
+
+# TripletEmbedder's _parameter_constraints, checked by scikit-learn's
+# _fit_context and set_params.
+PARAMETER_CONSTRAINTS: dict = {
+    "n_components": [Interval(Integral, 1, None, closed="left"), None],
+    "hidden_layer_sizes": ["array-like"],
+    "encoder": [callable, None],
+    "margin": [Interval(Real, 0, None, closed="neither")],
+    "mining": [StrOptions(set(MINING_STRATEGIES))],
+    "distance": [StrOptions(set(DISTANCES))],
+    "normalize": ["boolean"],
+    "batch_size": [
+        StrOptions({"auto"}),
+        Interval(Integral, 2, None, closed="left"),
+    ],
+    "samples_per_class": [Interval(Integral, 2, None, closed="left")],
+    "epochs": [Interval(Integral, 1, None, closed="left")],
+    "learning_rate": [Interval(Real, 0, None, closed="neither")],
+    "learning_rate_schedule": [StrOptions({"auto", "adaptive", "cosine", "constant"})],
+    "input_noise": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
+    "unlabeled_weight": [Interval(Real, 0, None, closed="left")],
+    "pseudo_label_rounds": [Interval(Integral, 0, None, closed="left")],
+    "early_stopping": [StrOptions({"auto"}), "boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "validation_strategy": [StrOptions({"stratified", "class_disjoint"})],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "callbacks": [list, None],
+    "precision": [StrOptions({"float32", "mixed_bfloat16", "mixed_float16"})],
+    "strategy": [HasMethods(["scope"]), None],
+    "device": [StrOptions({"auto", "cpu", "gpu"})],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+}
+
+
+def fit_data(estimator, X, y, warm_start: bool) -> tuple:
+    """``(X, y)`` validated for ``fit`` (``validate_data``, which also sets or
+    checks the features seen), ``X`` as the encoder takes it, and the shape of
+    one sample as given."""
+    from sklearn.utils.validation import validate_data
+
+    refuse_label_sets(y)
+    X, y = validate_data(
+        estimator,
+        X,
+        y,
+        dtype=read_as(X, [np.float32, np.float64]),
+        ensure_min_samples=2,
+        allow_nd=True,
+        multi_output=True,  # a multi-label indicator; see check_labels
+        reset=not warm_start,
+    )
+    if warm_start:
+        check_fitted_sample_shape(X, estimator._sample_shape)
+    check_float32_range(X)
+    return encoder_input(X, estimator.encoder), y, X.shape[1:]
+
+
+def fit_params(params: dict) -> dict:
+    """The estimator's ``get_params()`` as the plan reads them, checked beyond
+    ``_parameter_constraints``."""
+    return {
+        **params,
+        "hidden_layer_sizes": check_hidden_layer_sizes(params["hidden_layer_sizes"]),
+    }
+
+
+def paired(E1: np.ndarray, E2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Refuse embeddings of different numbers of samples to compare pairwise."""
+    if E1.shape != E2.shape:
+        raise ValueError(
+            f"X1 and X2 must hold the same number of samples to compare them "
+            f"pairwise; got {len(E1)} and {len(E2)}."
+        )
+    return E1, E2
 
 
 def read_as(X, floats: list):
@@ -87,6 +164,27 @@ def _looks_channels_first(shape: tuple) -> bool:
     if first not in (1, 3, 4):
         return False
     return last not in (1, 3, 4) or (height == last and first != height)
+
+
+def check_same_kind_of_y(multilabel: bool, fitted_multilabel: bool) -> None:
+    """``partial_fit`` continues a fit on the same kind of ``y``."""
+    if multilabel != fitted_multilabel:
+        raise ValueError(
+            "This TripletEmbedder was fitted on "
+            + ("a multi-label" if not multilabel else "one label per sample")
+            + " y; partial_fit needs the same kind of y in each call, here "
+            + ("a multi-label indicator." if multilabel else "a 1-D y.")
+        )
+
+
+def refuse_pickling_a_strategy(strategy) -> None:
+    if strategy is not None:
+        raise TypeError(
+            "A TripletEmbedder with a tf.distribute strategy cannot be pickled: "
+            "the strategy is bound to this process's devices. Call "
+            "set_params(strategy=None) first (it only matters for fit), or "
+            "write the model with sktriplet.save, which leaves it out."
+        )
 
 
 def check_fitted_sample_shape(X: np.ndarray, fitted_shape: tuple) -> None:

@@ -353,8 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=default["epochs"],
         help="passes over the data, at most: training stops once the loss stops "
-        "improving, and above 10000 rows it runs round(90 * (32000 / rows) ** 0.75) "
-        "epochs (default: %(default)s)",
+        "improving, and above 10000 rows it runs round(60 * sqrt(1600 / rows per "
+        "class)) epochs (default: %(default)s)",
     )
     fit.add_argument(
         "--random-state",

@@ -8,7 +8,6 @@ commits what comes back.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import (
@@ -18,14 +17,12 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _checks as checks
 from ._plan import plan_fit
 from ._self_training import self_train
 from .metrics import RETRIEVAL_METRIC, mean_average_precision_at_r
-from .mining import DISTANCES, MINING_STRATEGIES
 
 __all__ = ["TripletEmbedder"]
 
@@ -49,15 +46,13 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         output size of ``encoder`` when one is given (an int must then match it).
 
     hidden_layer_sizes : tuple of int, default=(256, 256)
-        Widths of the hidden layers of the default encoder for tabular data,
-        each a dense layer, batch normalisation and ReLU.  Ignored when
-        ``encoder`` is given.
+        Widths of the hidden layers of the default encoder for tabular data
+        (dense, batch normalisation, ReLU).
 
     encoder : keras.Model or callable, default=None
-        The embedding network.  A Keras model is copied, with its weights, and the
-        copy is trained: the model passed in is never modified.  A callable is
-        called with no argument and must return a new Keras model.  None builds a
-        multilayer perceptron from ``hidden_layer_sizes``.
+        The embedding network: a Keras model (a copy is trained) or a callable
+        that returns a new one.  None builds an MLP, or a convolutional network
+        for images.
 
     margin : float, default=0.5
         The margin of the triplet loss, as in FaceNet and the Keras example.
@@ -73,23 +68,18 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         The distance between embeddings in the loss, and the metric of ``score``.
 
     normalize : bool, default=True
-        Scale each embedding to unit L2 norm (the last layer of the default
-        encoder; appended to a given encoder).
+        Scale each embedding to unit L2 norm (a last layer of the encoder).
 
     batch_size : int or "auto", default="auto"
-        Rows per training batch.  "auto" is 256, or for fewer samples the
-        largest power of two they fill (a power of two: fits on data of
-        different sizes share one compiled step).
+        Rows per training batch: "auto" is 256, or for fewer samples the
+        largest power of two they fill (so that fits share compiled steps).
 
     samples_per_class : int, default=4
-        Least number of rows per class in a batch.  Each batch holds
-        ``batch_size // samples_per_class`` classes, or every class when there
-        are fewer, with more rows each.
+        Least rows per class in a batch of ``batch_size // samples_per_class``
+        classes (or every class, with more rows each).
 
     epochs : int, default=200
         The most passes over the training data, as ``MLPClassifier(max_iter)``.
-        The adaptive schedule and early stopping stop training before; the
-        "auto" schedule runs fewer on large data.
 
     learning_rate : float, default=1e-2
         Learning rate of the Adam optimiser, at the start of training.
@@ -106,10 +96,8 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         20 classes of 6400).  ``partial_fit`` trains at ``learning_rate``.
 
     input_noise : "auto" or float, default="auto"
-        Standard deviation of the Gaussian noise added to every training input
-        (new noise each epoch, never in ``transform``), in units of each
-        feature's standard deviation.  "auto" is 0.5 for the default encoder on
-        tabular data, 0 (off) for images and for a given ``encoder``.
+        Standard deviation of the Gaussian noise added to training inputs, in
+        units of each feature's; "auto" is 0.5 for the default MLP, else 0.
 
     unlabeled_weight : float, default=0.3
         For partly labelled ``y`` (``-1`` marks an unlabelled sample, as in
@@ -133,12 +121,10 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         classes are too small to hold samples out).
 
     validation_fraction : float, default=0.1
-        Share of the training data held out when ``early_stopping`` is on, up
-        to 5000 samples.
+        Share of the training data held out for early stopping (at most 5000).
 
     validation_strategy : {"stratified", "class_disjoint"}, default="stratified"
-        Hold out a share of each class's samples, or whole classes (to select
-        for retrieval of classes never seen in training).
+        Hold out a share of each class, or whole classes (for unseen classes).
 
     n_iter_no_change : int, default=10
         Epochs without improvement of the validation score before stopping.
@@ -178,10 +164,9 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Size of the embedding.
 
     history_ : dict of str to list of float
-        Per-epoch training metrics: ``loss``, ``active_fraction`` (the share of
-        mined triplets that still violate the margin) and ``learning_rate``,
-        and ``val_map_at_r`` with ``early_stopping`` (NaN for an epoch that
-        was not scored).
+        Per epoch: ``loss``, ``active_fraction`` (share of mined triplets
+        violating the margin), ``learning_rate``, and with ``early_stopping``
+        ``val_map_at_r`` (NaN for an epoch not scored).
 
     n_iter_ : int
         Number of epochs run.
@@ -228,38 +213,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     True
     """
 
-    _parameter_constraints: dict = {
-        "n_components": [Interval(Integral, 1, None, closed="left"), None],
-        "hidden_layer_sizes": ["array-like"],
-        "encoder": [callable, None],
-        "margin": [Interval(Real, 0, None, closed="neither")],
-        "mining": [StrOptions(set(MINING_STRATEGIES))],
-        "distance": [StrOptions(set(DISTANCES))],
-        "normalize": ["boolean"],
-        "batch_size": [
-            StrOptions({"auto"}),
-            Interval(Integral, 2, None, closed="left"),
-        ],
-        "samples_per_class": [Interval(Integral, 2, None, closed="left")],
-        "epochs": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "learning_rate_schedule": [
-            StrOptions({"auto", "adaptive", "cosine", "constant"})
-        ],
-        "input_noise": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
-        "unlabeled_weight": [Interval(Real, 0, None, closed="left")],
-        "pseudo_label_rounds": [Interval(Integral, 0, None, closed="left")],
-        "early_stopping": [StrOptions({"auto"}), "boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "validation_strategy": [StrOptions({"stratified", "class_disjoint"})],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "callbacks": [list, None],
-        "precision": [StrOptions({"float32", "mixed_bfloat16", "mixed_float16"})],
-        "strategy": [HasMethods(["scope"]), None],
-        "device": [StrOptions({"auto", "cpu", "gpu"})],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-    }
+    _parameter_constraints: dict = checks.PARAMETER_CONSTRAINTS
 
     def __init__(
         self,
@@ -328,11 +282,9 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             Vectors, or images ``(n_samples, height, width[, channels])``; with
             an ``encoder``, any shape it accepts.
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
-            Class labels: two classes or more, one with two samples or more;
-            ``-1`` marks an unlabelled sample (integer labels only; see
-            ``unlabeled_weight``).  Or a multi-label binary indicator matrix
-            (dense or sparse): rows that share a label are positives, rows that
-            share none negatives.
+            Class labels (``-1`` marks an unlabelled sample in integer labels),
+            or a multi-label indicator matrix, dense or sparse: rows that share
+            a label are positives, rows that share none negatives.
 
         Returns
         -------
@@ -345,12 +297,9 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def partial_fit(self, X, y):
         """Train for one more epoch on ``(X, y)``, from the current weights.
 
-        The first call builds the encoder, as ``fit`` does with one epoch;
-        later calls continue training it and the optimizer's state on the data
-        given (which may hold new classes), as ``MLPClassifier.partial_fit``
-        does, for data that arrives in parts.  A model read with
-        :func:`sktriplet.load` (or unpickled) continues the same way, from the
-        optimizer's saved state.  A failed call changes nothing.
+        The first call builds the encoder; later calls continue training it
+        and the optimizer's state (also after :func:`sktriplet.load`) on the
+        data given, which may hold new classes.  A failed call changes nothing.
 
         Parameters
         ----------
@@ -379,40 +328,16 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     def _fit(self, X, y, partial=False):
         warm_start = partial and hasattr(self, "encoder_")  # continue training it
-        checks.refuse_label_sets(y)
         # Validate the data, the labels and the parameters that depend on them.
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            dtype=checks.read_as(X, [np.float32, np.float64]),
-            ensure_min_samples=2,
-            allow_nd=True,
-            multi_output=True,  # a multi-label indicator; see check_labels
-            reset=not warm_start,
-        )
-        if warm_start:
-            checks.check_fitted_sample_shape(X, self._sample_shape)
-        checks.check_float32_range(X)
-        sample_shape, X = X.shape[1:], checks.encoder_input(X, self.encoder)
-        params = self.get_params(deep=False)
-        params["hidden_layer_sizes"] = checks.check_hidden_layer_sizes(
-            self.hidden_layer_sizes
-        )
+        X, y, sample_shape = checks.fit_data(self, X, y, warm_start)
+        params = checks.fit_params(self.get_params(deep=False))
         classes, y_codes = checks.check_labels(y, self.classes_ if warm_start else None)
         multilabel = y_codes.ndim == 2
-        if warm_start and multilabel != getattr(self, "_multilabel", False):
-            raise ValueError(
-                "This TripletEmbedder was fitted on "
-                + ("a multi-label" if not multilabel else "one label per sample")
-                + " y; partial_fit needs the same kind of y in each call, here "
-                + ("a multi-label indicator." if multilabel else "a 1-D y.")
-            )
+        if warm_start:
+            checks.check_same_kind_of_y(multilabel, getattr(self, "_multilabel", False))
         rng = check_random_state(self.random_state)
 
         # Plan the validation split, the network, the batches and the schedule.
-        # A model loaded from a file without an optimizer state continues with a
-        # new optimizer.
         plan = plan_fit(params, X, y_codes, rng, partial=partial, continues=warm_start)
 
         # Build (or copy) the network and train it, in the Keras package.
@@ -438,13 +363,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return self
 
     def __getstate__(self):
-        if self.strategy is not None:
-            raise TypeError(
-                "A TripletEmbedder with a tf.distribute strategy cannot be pickled: "
-                "the strategy is bound to this process's devices. Call "
-                "set_params(strategy=None) first (it only matters for fit), or "
-                "write the model with sktriplet.save, which leaves it out."
-            )
+        checks.refuse_pickling_a_strategy(self.strategy)
         return super().__getstate__()  # the FittedEncoder pickles its model
 
     @property
@@ -463,9 +382,8 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Returns
         -------
         X_new : ndarray of shape (n_samples, ``n_components_``)
-            The embedding: float64 for float64 input, else float32 (integer
-            input, such as ``uint8`` images, is cast chunk by chunk as it is
-            read: a memmap is never copied whole).
+            Float64 for float64 input, else float32 (integer input is cast
+            chunk by chunk: a memmap is never copied whole).
         """
         check_is_fitted(self)
         X = validate_data(
@@ -479,10 +397,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return self._encoder.embed(checks.encoder_input(X, self.encoder), self.device)
 
     def similarity(self, X1, X2):
-        """Cosine similarity of the embeddings of paired samples.
-
-        As the Keras image-similarity example: 1 for the same direction, -1 for
-        opposite ones.
+        """Cosine similarity of the embeddings of paired samples, in [-1, 1].
 
         Parameters
         ----------
@@ -493,30 +408,23 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         -------
         similarity : ndarray of shape (n_samples,)
         """
-        E1, E2 = self.transform(X1), self.transform(X2)
-        if E1.shape != E2.shape:
-            raise ValueError(
-                f"X1 and X2 must hold the same number of samples to compare them "
-                f"pairwise; got {len(E1)} and {len(E2)}."
-            )
+        E1, E2 = checks.paired(self.transform(X1), self.transform(X2))
         norms = np.linalg.norm(E1, axis=1) * np.linalg.norm(E2, axis=1)
         return np.sum(E1 * E2, axis=1) / np.maximum(norms, 1e-12)
 
     def score(self, X, y):
         """Mean average precision at R of leave-one-out retrieval in the embedding.
 
-        Higher is better; independent of ``margin``, so that a search over it
-        compares like with like (:func:`.metrics.mean_average_precision_at_r`).
+        Independent of ``margin``, so that a search over it compares like with
+        like (:func:`.metrics.mean_average_precision_at_r`).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Held-out data, each row a query against all the others.
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
-            Labels, or a multi-label indicator matrix, dense or sparse, as in
-            ``fit`` (a retrieved row is then relevant when it shares a label
-            with the query).  Unlabelled samples (``-1`` in integer labels)
-            are left out.
+            As in ``fit`` (a row is relevant when it shares a label with the
+            query); unlabelled samples are left out.
 
         Returns
         -------
@@ -525,7 +433,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         E = self.transform(X)
         y, scored = checks.labels_to_score(y, E)
-        metric = RETRIEVAL_METRIC[self.distance]
+        metric = RETRIEVAL_METRIC[self.distance]  # as the loss measures
         return mean_average_precision_at_r(E[scored], y, metric=metric)
 
     @property

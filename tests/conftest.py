@@ -50,3 +50,26 @@ def quick():
     return MappingProxyType(
         dict(epochs=3, hidden_layer_sizes=(32,), random_state=0, device="cpu")
     )
+
+
+@pytest.fixture(scope="session")
+def search_beats_untrained():
+    """``check(grid, X, y, params)``: a grid search of TripletEmbedder(**params)
+    scores every candidate's held-out MAP@R above the same search on a network
+    that never trains (learning rate 1e-12), by more than 0.02; returns the
+    search.  A test that checked only that the scores are finite would pass on
+    a broken model."""
+    from sklearn.model_selection import GridSearchCV
+
+    from sktriplet import TripletEmbedder
+
+    def check(grid, X, y, params):
+        search = GridSearchCV(TripletEmbedder(**params), grid, cv=2).fit(X, y)
+        untrained = TripletEmbedder(**{**params, "learning_rate": 1e-12})
+        baseline = GridSearchCV(untrained, grid, cv=2).fit(X, y)
+        scores = search.cv_results_["mean_test_score"]
+        floor = baseline.cv_results_["mean_test_score"] + 0.02
+        assert (scores > floor).all(), (scores, floor)
+        return search
+
+    return check

@@ -287,7 +287,8 @@ def test_failed_fit_keeps_the_earlier_fitted_state(digits, quick):
     X, y = digits
     emb = TripletEmbedder(**quick).fit(X, y)
     before = emb.transform(X)
-    with pytest.raises(ValueError):
+    message = "needs samples of at least two classes to form triplets; y has 1 class"
+    with pytest.raises(ValueError, match=re.escape(message)):
         emb.fit(X[:, :10], np.zeros(len(X)))  # single class: fails after validation
     assert emb.n_features_in_ == 64
     np.testing.assert_array_equal(emb.transform(X), before)
