@@ -128,6 +128,10 @@ def _model_columns(fitted: dict, path: str, header: list[str]) -> list[int]:
     return [header.index(c) for c in columns]
 
 
+# The fit command's options that are TripletEmbedder parameters of one name.
+_PARAMS = ("n_components", "margin", "mining", "epochs", "random_state", "verbose")
+
+
 def _fit(args) -> Callable[[], None]:
     """Check the input and output of ``sktriplet fit``; return the training."""
     _check_output(args.output)
@@ -148,14 +152,7 @@ def _fit(args) -> Callable[[], None]:
     def train() -> None:
         from . import TripletEmbedder, save
 
-        embedder = TripletEmbedder(
-            n_components=args.n_components,
-            margin=args.margin,
-            mining=args.mining,
-            epochs=args.epochs,
-            random_state=args.random_state,
-            verbose=args.verbose,
-        )
+        embedder = TripletEmbedder(**{name: getattr(args, name) for name in _PARAMS})
         try:
             embedder.fit(X, y)
         except (ValueError, FloatingPointError) as exc:
@@ -371,30 +368,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit.set_defaults(run=_fit)
 
-    transform = commands.add_parser(
-        "transform",
-        help="embed the rows of a CSV file",
-        description="Embed the rows of a CSV file with a model written by "
-        "'sktriplet fit'. The file needs the model's feature columns; others are "
-        "ignored.",
+    transform = _model_command(
+        commands,
+        _transform,
+        "embed the rows of a CSV file",
+        "Embed the rows of a CSV file with a model written by 'sktriplet fit'. "
+        "The file needs the model's feature columns; others are ignored.",
+        output="CSV file to write",
     )
-    transform.add_argument("model", help="model file written by 'sktriplet fit'")
     transform.add_argument("data", help="CSV file with a header line")
-    transform.add_argument("--output", required=True, help="CSV file to write")
-    transform.set_defaults(run=_transform)
-
-    export = commands.add_parser(
-        "export",
-        help="write a model as ONNX, to serve without Python's ML stack",
-        description="Convert a model written by 'sktriplet fit' (or "
-        "sktriplet.save) to ONNX: input X, float32 samples of the model's "
-        "features; output embedding. Needs the onnx extra: pip install "
-        "'sktriplet[onnx]'.",
+    _model_command(
+        commands,
+        _export,
+        "write a model as ONNX, to serve without Python's ML stack",
+        "Convert a model written by 'sktriplet fit' (or sktriplet.save) to "
+        "ONNX: input X, float32 samples of the model's features; output "
+        "embedding. Needs the onnx extra: pip install 'sktriplet[onnx]'.",
+        output="ONNX file to write",
     )
-    export.add_argument("model", help="model file written by 'sktriplet fit'")
-    export.add_argument("--output", required=True, help="ONNX file to write")
-    export.set_defaults(run=_export)
     return parser
+
+
+def _model_command(commands, run, summary: str, description: str, output: str):
+    """A subcommand that reads a model file and writes ``--output``; named for
+    its function (``_transform`` is ``transform``)."""
+    command = commands.add_parser(
+        run.__name__.lstrip("_"), help=summary, description=description
+    )
+    command.add_argument("model", help="model file written by 'sktriplet fit'")
+    command.add_argument("--output", required=True, help=output)
+    command.set_defaults(run=run)
+    return command
 
 
 def main(argv: list[str] | None = None) -> int:

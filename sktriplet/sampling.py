@@ -88,14 +88,30 @@ def _unpaired(y, members: dict, eligible: list) -> np.ndarray:
 
 
 class _Sampler:
-    """What both samplers share: an epoch is ``n_batches`` of ``batch()``."""
+    """What both samplers share: they are built from the labels, the batch
+    size, the least rows per class and a random state; an epoch is
+    ``n_batches`` of ``batch()``, as many as make up the samples, rounded to
+    the nearest, at least one."""
 
-    n_batches: int
+    n_groups: int
+    samples_per_group: int
+    batch_rows: int
 
-    def _set_epoch(self, n_samples: int) -> None:
-        """An epoch is as many batches as make up the samples, rounded to the
-        nearest, at least one."""
-        self.n_batches = max(round(n_samples / self.batch_rows), 1)
+    def __init__(
+        self,
+        y: np.ndarray,
+        batch_size: int,
+        samples_per_class: int,
+        random_state: np.random.RandomState,
+    ) -> None:
+        y = np.asarray(y)
+        self._lay_out(y, batch_size, samples_per_class, random_state)
+        self.n_batches = max(round(len(y) / self.batch_rows), 1)
+
+    def _lay_out(self, y, batch_size, samples_per_class, random_state) -> None:
+        """Set ``n_groups``, ``samples_per_group`` and ``batch_rows``, and the
+        pools that ``batch()`` draws from."""
+        raise NotImplementedError
 
     def batch(self) -> np.ndarray:
         raise NotImplementedError
@@ -156,13 +172,7 @@ class ClassBalancedSampler(_Sampler):
     [2, 2, 2]
     """
 
-    def __init__(
-        self,
-        y: np.ndarray,
-        batch_size: int,
-        samples_per_class: int,
-        random_state: np.random.RandomState,
-    ) -> None:
+    def _lay_out(self, y, batch_size, samples_per_class, random_state) -> None:
         members = _members(y)
         eligible = [c for c, rows in members.items() if len(rows) >= 2]
         singletons = _unpaired(y, members, eligible)
@@ -177,7 +187,6 @@ class ClassBalancedSampler(_Sampler):
         self.n_groups = n_groups
         self.samples_per_group = max(batch_size // n_groups, 1)
         self.batch_rows = self.n_groups * self.samples_per_group
-        self._set_epoch(len(y))
 
         self._n_class_groups = n_groups - n_extra
         self._classes = _CyclingPool(np.array(eligible), random_state)
@@ -222,14 +231,7 @@ class PartlyLabelledSampler(_Sampler):
     (True, [-2, -3, -2, -3])
     """
 
-    def __init__(
-        self,
-        y: np.ndarray,
-        batch_size: int,
-        samples_per_class: int,
-        random_state: np.random.RandomState,
-    ) -> None:
-        y = np.asarray(y)
+    def _lay_out(self, y, batch_size, samples_per_class, random_state) -> None:
         self._labelled_rows = np.flatnonzero(y != UNLABELLED)
         unlabelled = np.flatnonzero(y == UNLABELLED)
         self.n_pairs = min(batch_size // 4, len(unlabelled))
@@ -242,7 +244,6 @@ class PartlyLabelledSampler(_Sampler):
         self.n_groups = self._labelled.n_groups
         self.samples_per_group = self._labelled.samples_per_group
         self.batch_rows = self._labelled.batch_rows + 2 * self.n_pairs
-        self._set_epoch(len(y))
         self._unlabelled = _CyclingPool(unlabelled, random_state)
         codes = -2 - np.arange(self.n_pairs)
         self.view_codes = np.concatenate([codes, codes]).astype(np.int32)

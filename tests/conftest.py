@@ -33,13 +33,22 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def digits():
-    """400 of the digits (8x8 pixels as 64 features, scaled to [0, 1]) and
-    their labels: small enough for a fit in a second."""
+def all_digits():
+    """The 1797 digits (8x8 pixels as 64 features, scaled to [0, 1]) and their
+    labels, read-only: the one place the tests load them."""
     from sklearn.datasets import load_digits
 
     X, y = load_digits(return_X_y=True)
-    return X[:400] / 16.0, y[:400]
+    X = X / 16.0
+    X.flags.writeable = y.flags.writeable = False
+    return X, y
+
+
+@pytest.fixture(scope="session")
+def digits(all_digits):
+    """The first 400 digits: small enough for a fit in a second."""
+    X, y = all_digits
+    return X[:400], y[:400]
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
 
 from sktriplet import TripletEmbedder, load, save
 from sktriplet.cli import build_parser, main
@@ -16,14 +15,14 @@ from sktriplet.console import quiet_framework_start
 
 
 @pytest.fixture(scope="module")
-def data_csv(tmp_path_factory):
-    X, y = load_digits(return_X_y=True)
+def data_csv(tmp_path_factory, all_digits):
+    X, y = all_digits
     path = tmp_path_factory.mktemp("cli") / "digits.csv"
     names = np.array(list("abcdefghij"))
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow([f"px{i}" for i in range(64)] + ["label"])
-        for row, label in zip(X[:300] / 16.0, y[:300]):
+        for row, label in zip(X[:300], y[:300]):
             w.writerow([*row.tolist(), names[label]])
     return path
 
@@ -82,11 +81,10 @@ def test_fit_then_transform_as_two_commands(data_csv, tmp_path):
         np.testing.assert_allclose(np.array(rows[1:], dtype=float), expected, atol=1e-6)
 
 
-def test_fit_a_column_of_label_sets_then_transform(tmp_path):
+def test_fit_a_column_of_label_sets_then_transform(tmp_path, digits):
     """A target column listing several labels a row ('even|small'; empty:
     unlabelled) trains a multi-label model, in one process; another embeds with it."""
-    X, y = load_digits(return_X_y=True)
-    X, y = X[:200] / 16.0, y[:200]
+    X, y = digits[0][:200], digits[1][:200]
     tags = [
         "|".join(t for t, on in (("even", d % 2 == 0), ("small", d < 5)) if on)
         for d in y
@@ -115,16 +113,16 @@ def test_fit_a_column_of_label_sets_then_transform(tmp_path):
     np.testing.assert_allclose(rows, restored.transform(X), atol=1e-6)
 
 
-def test_fit_with_empty_label_cells_trains_on_them_unlabelled(tmp_path):
+def test_fit_with_empty_label_cells_trains_on_them_unlabelled(tmp_path, digits):
     """Rows with an empty label cell are unlabelled (-1), not a class of ''."""
-    X, y = load_digits(return_X_y=True)
+    X, y = digits
     names = np.array(list("abcdefghij"))[y[:200]]
     names[1::2] = ""
     data = tmp_path / "partly.csv"
     with open(data, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow([f"px{i}" for i in range(64)] + ["label"])
-        w.writerows([*row.tolist(), name] for row, name in zip(X[:200] / 16, names))
+        w.writerows([*row.tolist(), name] for row, name in zip(X[:200], names))
     model = tmp_path / "partly.sktriplet"
     fit = _command(
         "fit", str(data), "--target", "label", "--output", str(model), "--epochs", "2"
@@ -150,16 +148,14 @@ def test_transform_rejects_cells_that_are_not_finite(data_csv, tmp_path, capsys)
         assert not os.path.exists("e.csv")
 
 
-def test_transform_with_a_model_fitted_on_an_array(tmp_path, capsys):
+def test_transform_with_a_model_fitted_on_an_array(tmp_path, capsys, digits):
     """A model saved from Python without feature names embeds a CSV of as many
     columns, in order, and names the mismatch otherwise."""
-    X, y = load_digits(return_X_y=True)
+    X, y = digits
     emb = TripletEmbedder(epochs=1, hidden_layer_sizes=(8,), random_state=0)
-    save(emb.fit(X[:100] / 16, y[:100]), tmp_path / "m.sktriplet")
+    save(emb.fit(X[:100], y[:100]), tmp_path / "m.sktriplet")
     good = tmp_path / "good.csv"
-    np.savetxt(
-        good, X[:5] / 16, delimiter=",", header=",".join("abcdefgh" * 8), comments=""
-    )
+    np.savetxt(good, X[:5], delimiter=",", header=",".join("abcdefgh" * 8), comments="")
     out = tmp_path / "e.csv"
     assert (
         main(
@@ -175,7 +171,7 @@ def test_transform_with_a_model_fitted_on_an_array(tmp_path, capsys):
     )
     np.testing.assert_allclose(
         np.loadtxt(out, delimiter=",", skiprows=1),
-        emb.transform(X[:5] / 16),
+        emb.transform(X[:5]),
         atol=1e-6,
     )
     bad = tmp_path / "bad.csv"
@@ -378,19 +374,18 @@ def test_a_disk_error_while_writing_is_one_line_and_keeps_the_old_output(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.csv"]
 
 
-def _labelled_csv(path, cells):
-    """The first ``len(cells)`` digits as a CSV file whose 'label' column holds
-    ``cells``."""
-    X, _ = load_digits(return_X_y=True)
+def _labelled_csv(path, X, cells):
+    """The first ``len(cells)`` rows of ``X`` as a CSV file whose 'label' column
+    holds ``cells``."""
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow([f"px{i}" for i in range(64)] + ["label"])
-        w.writerows([*row.tolist(), cell] for row, cell in zip(X / 16, cells))
+        w.writerows([*row.tolist(), cell] for row, cell in zip(X, cells))
     return path
 
 
-def _fit_cells(tmp_path, capsys, cells, *options):
-    data = _labelled_csv(tmp_path / "data.csv", cells)
+def _fit_cells(tmp_path, capsys, X, cells, *options):
+    data = _labelled_csv(tmp_path / "data.csv", X, cells)
     model = tmp_path / "m.sktriplet"
     code = main(["fit", str(data), "--target", "label", "--output", str(model),
                  "--epochs", "1", *options])  # fmt: skip
@@ -398,37 +393,41 @@ def _fit_cells(tmp_path, capsys, cells, *options):
     return code, out.out + out.err, model
 
 
-def test_multi_label_empty_cells_are_unlabelled_rows_left_out(tmp_path, capsys):
+def test_multi_label_empty_cells_are_unlabelled_rows_left_out(tmp_path, capsys, digits):
     """With --label-separator, an empty cell (or one of separators only) is an
     unlabelled row, as without it: left out of training, and said so, not
     trained as a row that shares no label with any other."""
-    _, y = load_digits(return_X_y=True)
+    X, y = digits
     cells = ["even|small" if d % 2 == 0 and d < 5 else "even" if d % 2 == 0
              else "small" if d < 5 else "odd" for d in y[:120]]  # fmt: skip
     cells[::4] = [""] * 30
     cells[1] = "|"
-    code, out, model = _fit_cells(tmp_path, capsys, cells, "--label-separator", "|")
+    code, out, model = _fit_cells(tmp_path, capsys, X, cells, "--label-separator", "|")
     assert code == 0, out
     assert "trained on 89 rows (31 unlabelled rows left out), 64 features, " in out
     assert load(model).classes_.tolist() == [0, 1, 2]  # even, odd, small
 
 
-def test_minus_one_in_an_integer_label_column_marks_unlabelled_rows(tmp_path, capsys):
+def test_minus_one_in_an_integer_label_column_marks_unlabelled_rows(
+    tmp_path, capsys, digits
+):
     """-1 in a column of integer labels is unlabelled, as in sklearn, and the
     model's classes are the integers of the file."""
-    _, y = load_digits(return_X_y=True)
+    X, y = digits
     cells = [str(d + 10) for d in y[:120]]
     cells[1::2] = ["-1"] * 60
     cells[2] = " 12 "
-    code, out, model = _fit_cells(tmp_path, capsys, cells)
+    code, out, model = _fit_cells(tmp_path, capsys, X, cells)
     assert code == 0, out
     assert "trained on 120 rows, 64 features, 10 classes" in out
     assert load(model).classes_.tolist() == list(range(10, 20))
 
 
-def test_labels_are_stripped_of_surrounding_spaces(tmp_path, capsys):
+def test_labels_are_stripped_of_surrounding_spaces(tmp_path, capsys, digits):
     cells = ["beach| sunset", "sunset |beach", " beach", "sunset"] * 15
-    code, out, model = _fit_cells(tmp_path, capsys, cells, "--label-separator", "|")
+    code, out, model = _fit_cells(
+        tmp_path, capsys, digits[0], cells, "--label-separator", "|"
+    )
     assert code == 0, out
     assert "60 rows, 64 features, 2 labels" in out
 
@@ -445,9 +444,9 @@ def test_labels_are_stripped_of_surrounding_spaces(tmp_path, capsys):
     ],
 )
 def test_ambiguous_minus_one_is_refused_with_what_to_write(
-    tmp_path, capsys, cells, options, message
+    tmp_path, capsys, digits, cells, options, message
 ):
-    code, out, _ = _fit_cells(tmp_path, capsys, cells, *options)
+    code, out, _ = _fit_cells(tmp_path, capsys, digits[0], cells, *options)
     assert code == 2 and message in out, out
 
 

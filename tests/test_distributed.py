@@ -7,16 +7,14 @@ import sys
 import joblib
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV
 
 from sktriplet import TripletEmbedder
 
 
-def test_grid_search_on_a_dask_cluster_matches_one_process():
+def test_grid_search_on_a_dask_cluster_matches_one_process(digits):
     distributed = pytest.importorskip("distributed")
-    X, y = load_digits(return_X_y=True)
-    X, y = X[:240] / 16.0, y[:240]
+    X, y = digits[0][:240], digits[1][:240]
     grid = {"margin": [0.05, 0.5, 2.0], "mining": ["semihard", "hard"]}
     estimator = TripletEmbedder(epochs=3, hidden_layer_sizes=(32,), random_state=0)
     serial = GridSearchCV(estimator, grid, cv=2, n_jobs=1).fit(X, y)

@@ -8,7 +8,6 @@ import textwrap
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.datasets import load_digits
 from sklearn.exceptions import NotFittedError
 from sklearn.neighbors import KNeighborsClassifier
 
@@ -360,8 +359,8 @@ def test_encoder_must_output_one_vector_per_sample(digits):
 def test_integer_input_is_read_as_float32_without_a_whole_copy(digits, quick):
     """uint8 data (pixels, say) trains and embeds as the same values in float32:
     the array is cast chunk by chunk, so a memmap of it is never copied whole."""
-    X, y = load_digits(return_X_y=True)
-    pixels = X[:200].astype(np.uint8)
+    X, y = digits
+    pixels = (X[:200] * 16).astype(np.uint8)
     as_uint8 = TripletEmbedder(**quick).fit(pixels, y[:200])
     as_float = TripletEmbedder(**quick).fit(pixels.astype(np.float32), y[:200])
     E = as_uint8.transform(pixels)

@@ -4,7 +4,6 @@ import re
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
 
 from sktriplet import TripletEmbedder
 from sktriplet.metrics import mean_average_precision_at_r
@@ -17,9 +16,9 @@ N = 256
 
 
 @pytest.fixture(scope="module")
-def digit_images():
-    X, y = load_digits(return_X_y=True)
-    return (X / 16.0).reshape(-1, 8, 8, 1)[: 2 * N], y[: 2 * N]
+def digit_images(all_digits):
+    X, y = all_digits
+    return X.reshape(-1, 8, 8, 1)[: 2 * N], y[: 2 * N]
 
 
 @pytest.fixture(scope="module")

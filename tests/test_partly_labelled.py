@@ -188,18 +188,18 @@ def test_bad_partly_labelled_y_is_refused_with_what_is_wrong(y, message):
         TripletEmbedder(epochs=1).fit(X, y)
 
 
-def test_pseudo_labels_are_right_and_the_fit_embeds_held_out_data(monkeypatch):
+def test_pseudo_labels_are_right_and_the_fit_embeds_held_out_data(
+    monkeypatch, all_digits
+):
     """A quarter of 900 digits labelled: the self-training round labels most
     unlabelled rows with their true class, and the embedding of 400 held-out
     digits retrieves far better than the raw pixels and the untrained network."""
     from sklearn.base import clone
-    from sklearn.datasets import load_digits
 
     from sktriplet import _self_training as self_training
     from sktriplet.metrics import mean_average_precision_at_r
 
-    X, y = load_digits(return_X_y=True)
-    X = X / 16.0
+    X, y = all_digits
     X_tr, X_te, y_tr, y_te = X[:900], X[900:1300], y[:900], y[900:1300]
     y_part = np.where(np.arange(900) % 4 == 0, y_tr, -1)
     rounds = []

@@ -10,7 +10,6 @@ import zipfile
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
 
 from sktriplet import TripletEmbedder, load, save
 from sktriplet.persistence import FORMAT_VERSION
@@ -94,9 +93,9 @@ def test_code_in_a_model_file_is_refused(digits, tmp_path, quick):
         load(tmp_path / "m.sktriplet")
 
 
-def test_loaded_image_model_checks_the_sample_shape(tmp_path):
-    X, y = load_digits(return_X_y=True)
-    images = (X / 16.0).reshape(-1, 8, 8, 1)[:120]
+def test_loaded_image_model_checks_the_sample_shape(tmp_path, digits):
+    X, y = digits
+    images = X.reshape(-1, 8, 8, 1)[:120]
     emb = TripletEmbedder(epochs=1, random_state=0).fit(images, y[:120])
     save(emb, tmp_path / "m.sktriplet")
     with pytest.raises(ValueError, match="fitted on samples of shape"):
@@ -222,10 +221,9 @@ def test_save_keeps_the_permissions_of_the_file_it_replaces(digits, tmp_path, qu
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory):
+def saved(tmp_path_factory, digits):
     """A small model file, its data and its transform."""
-    X, y = load_digits(return_X_y=True)
-    X, y = X[:120] / 16.0, y[:120]
+    X, y = digits[0][:120], digits[1][:120]
     emb = TripletEmbedder(epochs=1, hidden_layer_sizes=(8,), random_state=0)
     path = tmp_path_factory.mktemp("saved") / "m.sktriplet"
     save(emb.fit(X, y), path)

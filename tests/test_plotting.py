@@ -5,7 +5,6 @@ import sys
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
 
 from sktriplet import TripletEmbedder
 
@@ -16,9 +15,8 @@ from sktriplet import plotting  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def fitted():
-    X, y = load_digits(return_X_y=True)
-    X, y = (X / 16.0)[:200], y[:200]
+def fitted(digits):
+    X, y = digits[0][:200], digits[1][:200]
     emb = TripletEmbedder(
         epochs=3, early_stopping=True, n_iter_no_change=5, random_state=0
     ).fit(X, y)

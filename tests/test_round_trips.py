@@ -93,30 +93,25 @@ def test_model_loads_in_a_new_process_and_transforms_as_fitted(
     )
 
 
-@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
-def test_loaded_user_encoder_refits_as_the_original(folder, backend):
-    """The ``encoder`` parameter, a Keras model, is saved with its weights:
-    refitting the loaded estimator in a new process refits the original."""
-    if backend not in _backends():
-        pytest.skip("JAX is not installed")
-    stem = folder / f"{backend}-keras_model"
-    np.testing.assert_array_equal(
-        np.load(f"{stem}.sktriplet.loaded-by-{backend}.refit.npy"),
-        np.load(f"{stem}.refit.npy"),
-    )
+# What the loading process trains again, beside the saving process: a user's
+# Keras encoder (the ``encoder`` parameter, saved with its weights) refitted;
+# each partial_fit-able kind continued in each format.
+TRAINED_AGAIN = [("keras_model", "sktriplet", "refit")] + [
+    (kind, fmt, "continued") for kind in CONTINUED for fmt in FORMATS
+]
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
-@pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("kind", CONTINUED)
-def test_loaded_model_continues_training_as_the_saved_one(folder, backend, fmt, kind):
-    """partial_fit on a model loaded in a new process trains exactly as the
-    fitting process continuing its own model: same weights, same optimizer
-    state (Adam's step count and moments, stored in the file)."""
+@pytest.mark.parametrize("kind, fmt, step", TRAINED_AGAIN)
+def test_loaded_model_trains_on_as_the_saved_one(folder, backend, kind, fmt, step):
+    """A model loaded in a new process trains exactly as the saving process
+    trains its own: ``refit`` refits the original encoder; ``continued``
+    (partial_fit) goes on with the same weights and optimizer state (Adam's
+    step count and moments, stored in the file)."""
     if backend not in _backends():
         pytest.skip("JAX is not installed")
     stem = folder / f"{backend}-{kind}"
     np.testing.assert_array_equal(
-        np.load(f"{stem}.{fmt}.loaded-by-{backend}.continued.npy"),
-        np.load(f"{stem}.continued.npy"),
+        np.load(f"{stem}.{fmt}.loaded-by-{backend}.{step}.npy"),
+        np.load(f"{stem}.{step}.npy"),
     )

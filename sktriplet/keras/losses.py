@@ -130,6 +130,7 @@ def triplet_slots(
     labels,
     distances,
     mining: str = "semihard",
+    *,
     seed=None,
     max_positives=None,
     views=None,
@@ -334,7 +335,7 @@ def triplet_hinge_totals(
             labels, distances, margin, max_positives, anchor_weight, views
         )
     a, p, n, valid = triplet_slots(
-        labels, distances, mining, seed, max_positives, views
+        labels, distances, mining, seed=seed, max_positives=max_positives, views=views
     )
     flat = ops.reshape(distances, (-1,))
     size = ops.shape(distances)[0]
@@ -365,8 +366,7 @@ def triplet_loss(
     Parameters
     ----------
     labels : tensor of shape (batch,) or (batch, n_labels)
-        One label per row, or a multi-label indicator (a positive shares a
-        label with its anchor, a negative none).
+        As for :func:`triplet_slots`.
     embeddings : tensor of shape (batch, dim)
     margin : float
     mining : {"random", "all", "hard", "semihard"}
