@@ -43,6 +43,7 @@ PARAMETER_CONSTRAINTS: dict = {
     "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
     "validation_strategy": [StrOptions({"stratified", "class_disjoint"})],
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "tol": [Interval(Real, 0, None, closed="left")],
     "callbacks": [list, None],
     "precision": [StrOptions({"float32", "mixed_bfloat16", "mixed_float16"})],
     "strategy": [HasMethods(["scope"]), None],

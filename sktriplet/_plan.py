@@ -48,8 +48,8 @@ MAX_VALIDATION_SAMPLES = 5_000
 # validation rows squared over the training rows over this (MAP@R costs the
 # square of the held-out rows; an epoch, the training rows): on this 2-core
 # machine, scoring then takes at most about a tenth of the fit
-# (benchmarks/scaling.py gives the share).
-SCORING_RATIO = 120
+# (benchmarks/scaling.py gives the share; docs/stopping.txt).
+SCORING_RATIO = 60
 AUTO_INPUT_NOISE = 0.5
 _SEED_RANGE = np.iinfo(np.int32).max
 
@@ -107,6 +107,7 @@ class FitPlan:
     metric: str
     score_every: int
     patience: int
+    tol: float
     xla: bool
     device: str
     strategy: Any
@@ -185,6 +186,7 @@ def plan_fit(
         metric=RETRIEVAL_METRIC[params["distance"]],
         score_every=_score_every(train_idx, val_idx, default_dense),
         patience=params["n_iter_no_change"],
+        tol=params["tol"],
         # XLA fuses the small ops of the loss and of our own MLP; a user's
         # encoder, and tf.distribute, keep Keras's choice.
         xla=default_dense and params["strategy"] is None,
@@ -306,7 +308,7 @@ def _score_every(train_idx, val_idx, default_dense: bool) -> int:
 
     >>> n = np.arange
     >>> _score_every(n(28_800), n(3_200), True), _score_every(n(9), n(1), True)
-    (3, 1)
+    (6, 1)
     """
     if val_idx is None or not default_dense:
         return 1

@@ -88,7 +88,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             default="auto"
         ``"adaptive"`` lowers the rate as the training loss settles, then
         stops, as ``MLPClassifier(learning_rate="adaptive")``: after 5 epochs
-        without the mean loss falling by ``0.002 * margin``, the rate is
+        without the mean loss improving (see ``tol``), the rate is
         multiplied by 0.3; after 15, training stops.  ``"cosine"`` lowers it
         towards 0 on a half cosine over ``epochs``.  ``"auto"`` is adaptive up
         to 10000 samples, and above, cosine over ``round(60 * sqrt(1600 / r))``
@@ -128,6 +128,12 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     n_iter_no_change : int, default=10
         Epochs without improvement of the validation score before stopping.
+
+    tol : float, default=1e-2
+        What counts as an improvement, for early stopping and the adaptive
+        schedule: a gain of the validation score (or fall of the training
+        loss) of more than ``tol`` times its gain since the first epoch.
+        Smaller trains longer.
 
     callbacks : list of keras.callbacks.Callback, default=None
         Passed through to ``keras.Model.fit``.
@@ -237,6 +243,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         validation_fraction=0.1,
         validation_strategy="stratified",
         n_iter_no_change=10,
+        tol=1e-2,
         callbacks=None,
         precision="float32",
         strategy=None,
@@ -263,6 +270,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.validation_fraction = validation_fraction
         self.validation_strategy = validation_strategy
         self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
         self.callbacks = callbacks
         self.precision = precision
         self.strategy = strategy

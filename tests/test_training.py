@@ -184,7 +184,7 @@ def test_plateau_lowers_the_rate_every_patience_epochs_then_stops(maximize):
     from sktriplet.keras.training import Plateau
 
     plateau = Plateau(
-        min_delta=0.01,
+        tol=0.05,
         monitor="val_map_at_r" if maximize else "loss",
         maximize=maximize,
         patience=2,
@@ -193,9 +193,9 @@ def test_plateau_lowers_the_rate_every_patience_epochs_then_stops(maximize):
     )
     model = _FakeModel(1.0)
     plateau.set_model(model)
-    # Improvements (by more than min_delta), then a loss that stalls: a change
-    # of min_delta or less is no improvement.  A score to maximize: the same,
-    # negated.
+    # Improvements (by more than tol times the gain so far: 0.05 * 0.2 after
+    # 0.8), then a loss that stalls: 0.795 and 0.791 are no improvement.  A
+    # score to maximize: the same, negated.
     losses = [1.0, 0.8, 0.795, 0.791, 0.5, 0.6, 0.5, 0.5, 0.5, 0.5, 0.5]
     rates, stopped_at = [], None
     for epoch, loss in enumerate(losses):
@@ -240,11 +240,11 @@ def test_early_stopping_scores_every_few_epochs_and_the_last():
     params = dict(hidden_layer_sizes=(), n_components=2, epochs=5, random_state=0)
     emb = TripletEmbedder(learning_rate_schedule="constant", **params)
     plan = plan_fit(emb.get_params(), X, y, np.random.RandomState(0))
-    assert plan.score_every == 2  # 1200 ** 2 / 10800 / 120, rounded up
+    assert plan.score_every == 3  # 1200 ** 2 / 10800 / 60, rounded up
     scores = emb.fit(X, y).history_["val_map_at_r"]
-    assert np.isnan(scores[0]) and np.isnan(scores[2])
-    assert np.isfinite([scores[1], scores[3], scores[4]]).all()
-    assert emb.best_epoch_ in (1, 3, 4)
+    assert np.isnan([scores[0], scores[1], scores[3]]).all()
+    assert np.isfinite([scores[2], scores[4]]).all()
+    assert emb.best_epoch_ in (2, 4)
 
 
 def test_adaptive_schedule_stops_once_the_loss_settles_and_logs_the_rate():
@@ -265,6 +265,16 @@ def test_adaptive_schedule_stops_once_the_loss_settles_and_logs_the_rate():
         constant.history_["learning_rate"]
         == [pytest.approx(constant.learning_rate)] * 60
     )
+
+
+def test_tol_decides_how_long_the_adaptive_schedule_trains(digits, quick):
+    """tol says what counts as progress: the same fit with a larger tol cuts the
+    rate and stops sooner; with tol=0 any fall of the loss counts."""
+    X, y = digits
+    params = {**quick, "epochs": 150, "learning_rate_schedule": "adaptive"}
+    loose = TripletEmbedder(tol=0.2, **params).fit(X, y)
+    strict = TripletEmbedder(tol=0.0, **params).fit(X, y)
+    assert loose.n_iter_ + 10 <= strict.n_iter_ < 150, (loose.n_iter_, strict.n_iter_)
 
 
 @pytest.mark.backend

@@ -35,6 +35,7 @@ from .tracing import own_traces
 
 __all__ = [
     "Plateau",
+    "Progress",
     "TrainingResult",
     "fit_encoder",
     "run_training",
@@ -42,11 +43,6 @@ __all__ = [
     "steps_per_call",
 ]
 
-# The adaptive schedule's least improvement of the loss, as a share of the
-# margin (the loss is in units of the margin).
-PLATEAU_TOL = 2e-3
-# The least gain of the validation MAP@R that counts as an improvement.
-VALIDATION_TOL = 1e-4
 
 # Idle Siamese models, by architecture, ready to be reset and trained again.
 _POOL: OrderedDict[str, list] = OrderedDict()
@@ -256,6 +252,7 @@ def fit_encoder(plan, X, y, fitted: FittedEncoder | None = None) -> TrainingResu
             validation=validation,
             score_every=plan.score_every,
             patience=plan.patience,
+            tol=plan.tol,
             plateau=_schedule(plan),
             callbacks=plan.callbacks,
             verbose=plan.verbose,
@@ -284,10 +281,8 @@ def _schedule(plan) -> keras.callbacks.Callback | None:
     if plan.schedule != "adaptive":
         return None
     if plan.validation_rows is not None:
-        return Plateau(
-            VALIDATION_TOL, monitor="val_map_at_r", maximize=True, stops=False
-        )
-    return Plateau(PLATEAU_TOL * plan.margin)
+        return Plateau(plan.tol, monitor="val_map_at_r", maximize=True, stops=False)
+    return Plateau(plan.tol)
 
 
 class _Watchdog(keras.callbacks.Callback):
@@ -317,12 +312,44 @@ class _Watchdog(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class Progress:
+    """Whether each new value of a monitored quantity improves on the best so
+    far by more than ``tol`` times the gain so far (the best against the first
+    value): the ``tol`` of scikit-learn's ``MLPClassifier``, made relative, so
+    that one number serves a loss and a score of any scale, and a gain counts
+    for less as training has gained more.  The first value, and any gain while
+    nothing has been gained yet, is an improvement.
+
+    >>> progress = Progress(0.1)
+    >>> [progress.improves(v) for v in (0.5, 0.3, 0.29, 0.27, 0.27)]
+    [True, True, False, True, False]
+    >>> progress.best
+    0.27
+    """
+
+    def __init__(self, tol: float, maximize: bool = False) -> None:
+        self.tol = tol
+        self.maximize = maximize
+        self.first = self.best = None
+
+    def improves(self, value: float) -> bool:
+        if self.best is None:
+            self.first = self.best = value
+            return True
+        sign = 1 if self.maximize else -1
+        gain = sign * (value - self.best)
+        if gain > 0 and gain > self.tol * sign * (self.best - self.first):
+            self.best = value
+            return True
+        return False
+
+
 class Plateau(keras.callbacks.Callback):
     """Lowers the learning rate, then stops, as the training loss stops improving.
 
     After each epoch, the epoch's ``monitor`` value (the mean loss; or a
-    validation score, with ``maximize``) counts as an improvement when it beats
-    the best so far by more than ``min_delta``.  Every ``patience`` epochs
+    validation score, with ``maximize``) counts as an improvement as
+    :class:`Progress` says, with ``tol``.  Every ``patience`` epochs
     without one, the learning rate is multiplied by ``factor``; with ``stops``,
     training stops after ``patience * (reductions + 1)`` epochs without one.
     The amount of training thus follows the data, without holding any out: an
@@ -336,7 +363,7 @@ class Plateau(keras.callbacks.Callback):
 
     def __init__(
         self,
-        min_delta: float,
+        tol: float,
         *,
         monitor: str = "loss",
         maximize: bool = False,
@@ -346,14 +373,12 @@ class Plateau(keras.callbacks.Callback):
         stops: bool = True,
     ) -> None:
         super().__init__()
-        self.min_delta = min_delta
         self.monitor = monitor
-        self.maximize = maximize
+        self._progress = Progress(tol, maximize)
         self.patience = patience
         self.factor = factor
         self.reductions = reductions
         self.stops = stops
-        self._best = -np.inf if maximize else np.inf
         self._best_epoch = -1  # no value yet: epochs count from before the first
         self._cuts = 0  # rate cuts since the last improvement
 
@@ -363,9 +388,8 @@ class Plateau(keras.callbacks.Callback):
             # Not measured this epoch (a validation score every few epochs);
             # the watchdog handles a non-finite loss.
             return
-        gain = value - self._best if self.maximize else self._best - value
-        if gain > self.min_delta:
-            self._best, self._best_epoch, self._cuts = value, epoch, 0
+        if self._progress.improves(value):
+            self._best_epoch, self._cuts = epoch, 0
             return
         # Epochs since the last improvement, measured or not.
         waited = epoch - self._best_epoch
@@ -407,7 +431,8 @@ class _ValidationMonitor(keras.callbacks.Callback):
 
     Adds ``val_map_at_r`` to the epoch's logs (so that ``History`` records it;
     NaN for an epoch not scored), stops once ``patience`` epochs have passed
-    without an improvement of at least ``tol``, and restores the weights of the
+    without an improvement (as :class:`Progress` says, with ``tol``), and
+    restores the weights of the
     best epoch when training ends, however it ends.
     """
 
@@ -421,10 +446,9 @@ class _ValidationMonitor(keras.callbacks.Callback):
         self._y_val = y_val
         self._metric = metric
         self._patience = patience
-        self._tol = tol
+        self._progress = Progress(tol, maximize=True)
         self._result = result
         self._every = every
-        self._best_score = -np.inf
         self._best_weights = None
         self._best_epoch = -1
 
@@ -442,8 +466,7 @@ class _ValidationMonitor(keras.callbacks.Callback):
         score = self.score()
         if logs is not None:
             logs["val_map_at_r"] = score
-        if score > self._best_score + self._tol:
-            self._best_score = score
+        if self._progress.improves(score):
             self._best_weights = self._encoder.get_weights()
             self._result.best_epoch = self._best_epoch = epoch
         elif self._patience is not None and epoch - self._best_epoch >= self._patience:
@@ -505,7 +528,7 @@ def run_training(
     validation=None,
     score_every: int = 1,
     patience: int | None = None,
-    tol: float = VALIDATION_TOL,
+    tol: float = 0.0,
     plateau: Plateau | None = None,
     callbacks=None,
     verbose: int = 0,
@@ -525,6 +548,9 @@ def run_training(
         the embedding of ``n_components``.
     patience : int, optional
         With ``validation``: epochs without improvement before stopping.
+    tol : float
+        With ``validation``: what counts as an improvement (see
+        :class:`Progress`).
     plateau : Plateau, optional
         Lowers the learning rate, then stops, as the training loss settles.
     callbacks : list of keras.callbacks.Callback, optional
