@@ -524,7 +524,9 @@ X.flush()
 X = np.memmap(path, {dtype!r}, "r", shape=(rows, cols))
 y = np.arange(rows) % 50
 params = dict(mining="hard", batch_size=1024, epochs=1, random_state=0)
-TripletEmbedder(**params).fit(np.asarray(X[:16384]), y[:16384])
+# A warm-up fit of 64 batches or more: it traces the step of 32 steps a call
+# that the fit below runs, whose compiled code is no copy of the data.
+TripletEmbedder(**params).fit(np.asarray(X[:65536]), y[:65536])
 base = anon()
 emb = TripletEmbedder(**params).fit(X, y)
 E = emb.transform(X)

@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 
+# Epochs of this many batches or more run 32 steps per call, shorter ones 8.
+LONG_EPOCH = 64
+
 # Idle Siamese models, by architecture, ready to be reset and trained again.
 _POOL: OrderedDict[str, list] = OrderedDict()
 _POOL_LOCK = threading.Lock()
@@ -179,28 +182,35 @@ def siamese_model_for(
 
 
 def steps_per_call(
-    n_batches: int, most: int = 8, whole_epochs: bool = True
+    n_batches: int, most: int | None = None, whole_epochs: bool = True
 ) -> tuple[int, int]:
     """Steps per epoch and steps per call (Keras's ``steps_per_execution``).
 
     Running several steps per call saves Keras's per-step overhead, which
-    dominates on small models.  Keras runs whole calls, so an epoch of
-    ``n_batches >= most`` batches is rounded to the nearest whole number of
-    calls of ``most`` steps (it changes by at most ``most / 2`` batches), and a
-    shorter one runs whole, in one call, with ``whole_epochs``, else one step
-    per call.  A traced step is reused by the fits whose value here is the same
-    (the pool of :func:`siamese_model_for` is keyed by it): on data of ``most``
-    batches or more, whatever its size, such as the folds of a cross-validation
-    and the final refit; below, on data of the same number of batches.  A
-    single epoch (``partial_fit``) saves little by running in one call, and
-    its parts of different sizes share one step per call.
+    dominates on small models: 8 steps a call, and 32 for epochs of
+    ``LONG_EPOCH`` batches or more (``docs/scaling.txt`` compares the fits),
+    at most ``most``.  Keras runs whole calls, so an
+    epoch of at least one call's batches is rounded to the nearest whole
+    number of calls (it changes by at most half a call), and a shorter one
+    runs whole, in one call, with ``whole_epochs``, else one step per call.
+    A traced step is reused by the fits whose value here is the same (the pool
+    of :func:`siamese_model_for` is keyed by it): on data of 8 to
+    ``LONG_EPOCH - 1`` batches, or of ``LONG_EPOCH`` or more, whatever its
+    size, such as the folds of a cross-validation and the final refit; below,
+    on data of the same number of batches.  A single epoch (``partial_fit``)
+    saves little by running in one call, and its parts of different sizes
+    share one step per call.
 
     >>> steps_per_call(3), steps_per_call(7), steps_per_call(13), steps_per_call(300)
-    ((3, 3), (7, 7), (16, 8), (304, 8))
-    >>> steps_per_call(3, whole_epochs=False), steps_per_call(13, whole_epochs=False)
-    ((3, 1), (16, 8))
+    ((3, 3), (7, 7), (16, 8), (288, 32))
+    >>> steps_per_call(3, whole_epochs=False), steps_per_call(300, most=8)
+    ((3, 1), (304, 8))
     """
-    per_call = most if n_batches >= most else (n_batches if whole_epochs else 1)
+    per_call = 32 if n_batches >= LONG_EPOCH else 8
+    if most is not None:
+        per_call = min(per_call, most)
+    if n_batches < per_call:
+        per_call = n_batches if whole_epochs else 1
     return max(round(n_batches / per_call), 1) * per_call, per_call
 
 
@@ -231,7 +241,7 @@ def fit_encoder(plan, X, y, fitted: FittedEncoder | None = None) -> TrainingResu
         (encoder, n_components), optimizer_state = build_encoder(plan.encoder), None
     # Several steps per call fail under tf.distribute (TensorFlow asks for a
     # placeholder of the multi-step loop): one step per call there.
-    most = 1 if plan.strategy is not None else 8
+    most = 1 if plan.strategy is not None else None
     steps_per_epoch, steps_per_execution = steps_per_call(
         plan.batches.n_batches, most, whole_epochs=plan.epochs > 1
     )
