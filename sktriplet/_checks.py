@@ -181,7 +181,7 @@ def check_same_kind_of_y(multilabel: bool, fitted_multilabel: bool) -> None:
 def refuse_pickling_a_strategy(strategy) -> None:
     if strategy is not None:
         raise TypeError(
-            "A TripletEmbedder with a tf.distribute strategy cannot be pickled: "
+            "A TripletEmbedder with a distribution strategy cannot be pickled: "
             "the strategy is bound to this process's devices. Call "
             "set_params(strategy=None) first (it only matters for fit), or "
             "write the model with sktriplet.save, which leaves it out."

@@ -142,9 +142,13 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Compute precision of the encoder; weights, loss and embeddings stay
         float32.
 
-    strategy : tf.distribute.Strategy, default=None
-        Train under this TensorFlow distribution strategy, such as
-        ``tf.distribute.MirroredStrategy()``, mining over the global batch.
+    strategy : tf.distribute.Strategy or keras.distribution.Distribution, \
+            default=None
+        Train data-parallel, mining over the global batch: under a TensorFlow
+        strategy such as ``tf.distribute.MirroredStrategy()`` (the GPUs of one
+        host), or, on the JAX backend, ``keras.distribution.DataParallel()``,
+        which spans the processes that :mod:`sktriplet.launch` starts (each
+        reads only its share of every batch).
 
     device : {"auto", "cpu", "gpu"}, default="auto"
         Where training and Keras inference run ("gpu" raises a ``ValueError``

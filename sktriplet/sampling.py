@@ -419,18 +419,26 @@ class BatchPlan:
             np.random.RandomState(self.sampler_seed),
         )
 
-    def blocks(self, X, labels, rows, block: int = 1):
+    def blocks(self, X, labels, rows, block: int = 1, share=(0, 1)):
         """The endless batches of the rows ``rows`` of ``(X, labels)``, in
         blocks of ``block``: :func:`noisy_blocks` with a new sampler, so that
-        every call replays the same sequence, whatever ``block`` is."""
+        every call replays the same sequence, whatever ``block`` is, and
+        ``share`` of each."""
         sampler = self.sampler(labels[rows])
         return noisy_blocks(
-            X, labels, rows, sampler, self.noise_scale, self.noise_seed, block
+            X, labels, rows, sampler, self.noise_scale, self.noise_seed, block, share
         )
 
 
 def noisy_blocks(
-    X, labels, rows, sampler, noise_scale=None, noise_seed=0, block: int = 1
+    X,
+    labels,
+    rows,
+    sampler,
+    noise_scale=None,
+    noise_seed=0,
+    block: int = 1,
+    share: tuple[int, int] = (0, 1),
 ):
     """Endless training batches ``(x, labels)`` of the rows ``rows`` of ``X``, in
     blocks of ``block`` batches: ``x`` of shape ``(block, batch_rows, ...)``.
@@ -446,6 +454,10 @@ def noisy_blocks(
     epochs).  One block of many batches costs a caller one hand-over instead
     of many, which is what TensorFlow's input pipeline charges for.
 
+    ``share``, ``(index, count)``: the ``index``-th of ``count`` equal parts of
+    each batch, in order, and nothing else is read from ``X``, as a process
+    of a data-parallel fit does (its noise is the part of the whole batch's).
+
     >>> X, y = np.arange(12.0).reshape(6, 2), np.array([0, 0, 0, 1, 1, 1])
     >>> blocks = noisy_blocks(X, y, np.arange(6), ClassBalancedSampler(
     ...     y, 4, 2, np.random.RandomState(0)), block=3)
@@ -454,21 +466,33 @@ def noisy_blocks(
     (dtype('float32'), (3, 4, 2), (3, 4))
     """
     noise = np.random.default_rng(noise_seed)
+    index, count = share
+    part = sampler.batch_rows // count
+    if part * count != sampler.batch_rows:
+        raise ValueError(
+            f"A batch of {sampler.batch_rows} rows does not split evenly over "
+            f"{count} processes; use a batch_size that is a multiple of {count}."
+        )
+    mine = slice(index * part, (index + 1) * part)
     views = getattr(sampler, "view_codes", None)
     pending = np.empty((0, sampler.batch_rows), dtype=np.intp)  # batches' positions
     while True:
         while len(pending) < block:
             pending = np.concatenate([pending, sampler.epoch()])
         batches, pending = rows[pending[:block]], pending[block:]
-        x = X[batches.ravel()].astype(np.float32, copy=False)
-        x = x.reshape(batches.shape + X.shape[1:])
-        if noise_scale is not None:
-            # Drawn in batch order: the same numbers as one draw per batch.
-            x = x + noise_scale * noise.standard_normal(x.shape, dtype=np.float32)
         y = labels[batches]
         if views is not None:  # the pairs of views of unlabelled rows
             y = y.copy()
             y[:, y.shape[1] - len(views) :] = views
+        batches, y = batches[:, mine], y[:, mine]
+        x = X[batches.ravel()].astype(np.float32, copy=False)
+        x = x.reshape(batches.shape + X.shape[1:])
+        if noise_scale is not None:
+            # Drawn in batch order, for whole batches: the same numbers as one
+            # draw per batch, whatever the block and the share.
+            whole = (len(batches), sampler.batch_rows, *X.shape[1:])
+            z = noise.standard_normal(whole, dtype=np.float32)
+            x = x + noise_scale * (z if count == 1 else z[:, mine])
         yield x, y
 
 

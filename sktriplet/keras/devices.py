@@ -1,4 +1,5 @@
-"""Where Keras runs: counting GPUs and placing work on the CPU or a GPU.
+"""Where Keras runs: counting GPUs, placing work on the CPU or a GPU, and
+training data-parallel across processes.
 
 Works on every Keras backend; nothing here initialises a GPU at import time.
 """
@@ -9,7 +10,53 @@ from contextlib import contextmanager
 
 import keras
 
-__all__ = ["gpu_count", "placement"]
+__all__ = ["distributed", "gpu_count", "is_distribution", "placement", "process_share"]
+
+
+def is_distribution(strategy) -> bool:
+    """Whether ``strategy`` is a ``keras.distribution.Distribution`` (such as
+    ``DataParallel``), Keras's own engine, rather than a ``tf.distribute``
+    strategy."""
+    kinds = (keras.distribution.DataParallel, keras.distribution.ModelParallel)
+    return isinstance(strategy, kinds)
+
+
+def process_share(strategy) -> tuple[int, int]:
+    """``(index, count)``: this process among those a Keras distribution spans
+    (JAX's multi-process runtime), ``(0, 1)`` for anything else.  Each process
+    reads only its share of every global batch."""
+    if not is_distribution(strategy):
+        return 0, 1
+    import jax
+
+    return jax.process_index(), jax.process_count()
+
+
+@contextmanager
+def distributed(strategy):
+    """The scope a fit runs in: a Keras distribution's, for the model's
+    variables and for ``fit``, which assembles the processes' shares of each
+    batch into the global batch (each process feeds its own share, as
+    :func:`process_share` says, so Keras shards nothing itself); nothing for a
+    ``tf.distribute`` strategy, whose scope covers building the model only."""
+    if not is_distribution(strategy):
+        yield
+        return
+    if keras.backend.backend() != "jax":
+        raise ValueError(
+            f"strategy={type(strategy).__name__}(...), a keras.distribution, "
+            "trains on Keras's JAX backend only; the backend is "
+            f"{keras.backend.backend()!r}. Set KERAS_BACKEND=jax (python -m "
+            "sktriplet.launch does), or on TensorFlow use a tf.distribute "
+            "strategy such as tf.distribute.MirroredStrategy()."
+        )
+    sharding = strategy.auto_shard_dataset
+    strategy.auto_shard_dataset = False
+    try:
+        with strategy.scope():
+            yield
+    finally:
+        strategy.auto_shard_dataset = sharding
 
 
 def gpu_count() -> int:

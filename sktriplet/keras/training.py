@@ -144,8 +144,12 @@ def siamese_model_for(
         with strategy.scope() if strategy is not None else nullcontext():
             twin = encoder if key is None and strategy is None else None
             if twin is None:
+                # Under a Keras distribution the step sees the global batch
+                # as one array: batch norm needs no synchronising there.
                 twin = clone_architecture(
-                    encoder, synchronized_batch_norm=strategy is not None
+                    encoder,
+                    synchronized_batch_norm=strategy is not None
+                    and not devices.is_distribution(strategy),
                 )
                 copy_state(encoder, twin)
             model = SiameseModel(
@@ -249,14 +253,16 @@ def fit_encoder(plan, X, y, fitted: FittedEncoder | None = None) -> TrainingResu
     if plan.validation_rows is not None:
         rows = plan.validation_rows
         validation = (X[rows], y[rows], plan.metric, n_components)
+    share = devices.process_share(plan.strategy)
     with (
         own_traces(),
         devices.placement(plan.device),
+        devices.distributed(plan.strategy),
         siamese_model_for(encoder, plan, optimizer_state, steps_per_execution) as model,
     ):
         result = run_training(
             model,
-            lambda k: plan.batches.blocks(X, y, plan.train_rows, k),
+            lambda k: plan.batches.blocks(X, y, plan.train_rows, k, share),
             steps_per_epoch=steps_per_epoch,
             epochs=plan.epochs,
             validation=validation,

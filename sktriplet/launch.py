@@ -1,0 +1,199 @@
+"""Data-parallel training across processes, on Keras's own engine.
+
+One fit can span several processes, one per host or several on one host: each
+process runs the same script, reads only its share of every training batch,
+and the network trains on the whole global batch, mined together, as
+``keras.distribution.DataParallel`` lays it out over JAX's multi-process
+runtime.  Every process ends with the same fitted estimator.
+
+Start the processes with this module; in the script, call :func:`initialize`
+before anything else runs on JAX::
+
+    # train.py
+    import keras
+    from sktriplet import TripletEmbedder, launch
+
+    launch.initialize()  # joins the other processes
+    emb = TripletEmbedder(strategy=keras.distribution.DataParallel())
+    emb.fit(X, y)        # the same X and y (a memmap, say) in every process
+
+    # on one machine, two processes:
+    python -m sktriplet.launch --processes 2 train.py
+    # on two hosts, the same command on each, with its own --process-id:
+    python -m sktriplet.launch --processes 2 --process-id 0 \\
+        --coordinator host0:12355 train.py
+
+The launcher runs the script under ``KERAS_BACKEND=jax``.  When a process
+fails, the launcher stops the others on its host and exits with an error that
+names the process; the processes on other hosts stop within
+``--heartbeat-timeout`` seconds, when JAX's runtime misses the lost one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+__all__ = ["initialize", "main"]
+
+# What the launcher tells each process.
+COORDINATOR = "SKTRIPLET_COORDINATOR"
+PROCESSES = "SKTRIPLET_PROCESSES"
+PROCESS_ID = "SKTRIPLET_PROCESS_ID"
+HEARTBEAT = "SKTRIPLET_HEARTBEAT_TIMEOUT"
+
+
+def initialize() -> tuple[int, int]:
+    """Join the processes that ``python -m sktriplet.launch`` started; returns
+    ``(process_id, processes)``.
+
+    Call it first, before any JAX computation.  On the CPU the processes
+    exchange gradients through gloo.  Outside the launcher (no
+    ``SKTRIPLET_PROCESSES`` in the environment) it does nothing and returns
+    ``(0, 1)``.
+    """
+    if PROCESSES not in os.environ:
+        return 0, 1
+    if os.environ.get("KERAS_BACKEND", "jax") != "jax":
+        raise RuntimeError(
+            "Data-parallel training across processes runs on Keras's JAX "
+            f"backend; KERAS_BACKEND is {os.environ['KERAS_BACKEND']!r}. "
+            "Unset it, or set it to 'jax'."
+        )
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    processes, process_id = int(os.environ[PROCESSES]), int(os.environ[PROCESS_ID])
+    jax.distributed.initialize(
+        coordinator_address=os.environ[COORDINATOR],
+        num_processes=processes,
+        process_id=process_id,
+        heartbeat_timeout_seconds=int(os.environ.get(HEARTBEAT, 30)),
+    )
+    return process_id, processes
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def _stop(processes: dict, grace: float = 5.0) -> None:
+    """Terminate the processes still running; kill those that outlast ``grace``."""
+    for process in processes.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in processes.values():
+        try:
+            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _status(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with status {code}"
+
+
+def run(command: list[str], processes: int, ids: list[int], coordinator: str,
+        heartbeat: int) -> int:  # fmt: skip
+    """Run ``command`` as the processes ``ids`` of ``processes``; stop them all
+    when one fails.  Returns the exit status: 0 when every one succeeded."""
+    running = {}
+    for process_id in ids:
+        env = {
+            **os.environ,
+            "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "jax"),
+            COORDINATOR: coordinator,
+            PROCESSES: str(processes),
+            PROCESS_ID: str(process_id),
+            HEARTBEAT: str(heartbeat),
+        }
+        running[process_id] = subprocess.Popen(command, env=env)
+    try:
+        while running:
+            for process_id, process in list(running.items()):
+                code = process.poll()
+                if code is None:
+                    continue
+                del running[process_id]
+                if code != 0:
+                    others = len([p for p in running.values() if p.poll() is None])
+                    _stop(running)
+                    print(
+                        f"sktriplet launch: process {process_id} of {processes} "
+                        f"{_status(code)}; stopped the {others} other "
+                        f"process{'es' if others != 1 else ''} on this host.",
+                        file=sys.stderr,
+                    )
+                    return 1
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        _stop(running)
+        return 130
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sktriplet.launch",
+        description="Run a training script as the processes of one data-parallel "
+        "fit (see sktriplet.launch.initialize).",
+    )
+    parser.add_argument(
+        "--processes", type=int, required=True, help="processes in the whole fit"
+    )
+    parser.add_argument(
+        "--process-id",
+        type=int,
+        help="on several hosts: this host's process (0 on the coordinator's "
+        "host); without it, all the processes run here",
+    )
+    parser.add_argument(
+        "--coordinator",
+        help="host:port of process 0, which the others reach (default: a free "
+        "port on this machine, for processes on one host)",
+    )
+    parser.add_argument(
+        "--heartbeat-timeout",
+        type=int,
+        default=30,
+        help="seconds after which the processes give up on a lost one (default: 30)",
+    )
+    parser.add_argument("script", help="the Python script every process runs")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
+    args = parser.parse_args(argv)
+    if args.processes < 1:
+        parser.error(f"--processes must be 1 or more; got {args.processes}")
+    if args.process_id is None:
+        ids, coordinator = list(range(args.processes)), args.coordinator
+        coordinator = coordinator or f"localhost:{_free_port()}"
+    else:
+        if not 0 <= args.process_id < args.processes:
+            parser.error(
+                f"--process-id must be between 0 and {args.processes - 1}; "
+                f"got {args.process_id}"
+            )
+        if args.coordinator is None:
+            parser.error("--process-id needs --coordinator, the host:port of process 0")
+        ids, coordinator = [args.process_id], args.coordinator
+    if not os.path.isfile(args.script):
+        parser.error(f"no script at {args.script}")
+    command = [sys.executable, args.script, *args.args]
+    return run(command, args.processes, ids, coordinator, args.heartbeat_timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
