@@ -132,10 +132,16 @@ def run(command: list[str], processes: int, ids: list[int], coordinator: str,
                 if code != 0:
                     others = len([p for p in running.values() if p.poll() is None])
                     _stop(running)
+                    stopped = (
+                        f"stopped the {others} other process"
+                        + ("es" if others > 1 else "")
+                        + " on this host"
+                        if others
+                        else "no other process on this host was still running"
+                    )
                     print(
                         f"sktriplet launch: process {process_id} of {processes} "
-                        f"{_status(code)}; stopped the {others} other "
-                        f"process{'es' if others != 1 else ''} on this host.",
+                        f"{_status(code)}; {stopped}.",
                         file=sys.stderr,
                     )
                     return 1

@@ -82,3 +82,37 @@ def test_validation_set_is_capped_and_stratified_rest_goes_back(strategy):
         assert len(capped_train) + len(capped_val) == len(y)
     else:  # held-out classes are never trained on
         np.testing.assert_array_equal(capped_train, train)
+
+
+class _Recording:
+    """An array that records which rows are read from it."""
+
+    def __init__(self, X):
+        self.X, self.shape, self.read = X, X.shape, set()
+
+    def __getitem__(self, rows):
+        self.read.update(np.asarray(rows).tolist())
+        return self.X[rows]
+
+
+def test_each_process_reads_only_its_share_of_every_batch():
+    """The shares of two processes, side by side, are the one process's
+    batches, noise included; each reads no row of the other's share."""
+    from sktriplet.sampling import noisy_blocks
+
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(200, 3)), np.arange(200) % 5
+    rows = np.arange(200)
+
+    def blocks(share, X=X):
+        sampler = _sampler(y, batch_size=40)
+        return noisy_blocks(X, y, rows, sampler, np.ones(3), 7, 3, share)
+
+    whole_x, whole_y = next(blocks((0, 1)))
+    shares = [_Recording(X), _Recording(X)]
+    parts = [next(blocks((i, 2), shares[i])) for i in range(2)]
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in parts], 1), whole_x)
+    np.testing.assert_array_equal(np.concatenate([p[1] for p in parts], 1), whole_y)
+    assert not shares[0].read & shares[1].read
+    with pytest.raises(ValueError, match="does not split evenly over 3 processes"):
+        next(blocks((0, 3)))
