@@ -26,7 +26,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.datasets import load_digits
 
-from sktriplet import TripletEmbedder, load, save
+from sktriplet import TripletEmbedder, launch, load, save
 from sktriplet.cli import main
 
 keras = pytest.importorskip("keras")
@@ -167,6 +167,19 @@ def _with(a, index, value):
     a = a.astype(float)
     a[index] = value
     return a
+
+
+def _exit_status(main, argv):
+    """A trigger that runs a command's ``main`` and gives its exit status,
+    whether it returns it or exits with it (argparse's errors)."""
+
+    def run():
+        try:
+            return main(argv)
+        except SystemExit as exc:
+            return exc.code
+
+    return run
 
 
 def _fit(X_bad, y_bad, **params):
@@ -396,6 +409,12 @@ CASES = {
     "``save`` that fails (a full disk) or is interrupted": (
         "test_persistence.py::test_failed_save_leaves_the_old_file_whole"
     ),
+    "``strategy=keras.distribution.DataParallel()`` on the TensorFlow": [
+        _fit(X, Y, strategy=keras.distribution.DataParallel())
+    ],
+    "``python -m sktriplet.launch`` of a script": [
+        _exit_status(launch.main, ["--processes", "2", "no-such-script.py"])
+    ],
     "``pickle`` of an estimator whose ``strategy`` is set": [
         lambda: pickle.dumps(
             _fitted().set_params(
