@@ -2,8 +2,9 @@
 data_parallel.py OUT NAME), or as each process of ``python -m sktriplet.launch``.
 
 Writes OUT/NAME-<process>.npz: the loss of each epoch and the embedding of the
-first 300 rows.  Trains data-parallel when JAX sees several devices (several
-processes, or ``--xla_force_host_platform_device_count`` in one).  With
+first 300 rows, after ``fit`` and after a ``partial_fit`` that follows it.
+Trains data-parallel when JAX sees several devices (several processes, or
+``--xla_force_host_platform_device_count`` in one).  With
 ``--die-after-epoch K``, the last process kills itself at the end of epoch K,
 as a lost host would.
 """
@@ -53,10 +54,13 @@ def main() -> None:
         callbacks=[Die()],
     )
     emb.fit(X, y)
+    embedding = emb.transform(X[:300])
+    emb.partial_fit(X[:512], y[:512])  # goes on, data-parallel too
     np.savez(
         os.path.join(args.out, f"{args.name}-{process}.npz"),
         loss=emb.history_["loss"],
-        embedding=emb.transform(X[:300]),
+        embedding=embedding,
+        continued=emb.transform(X[:300]),
     )
 
 

@@ -45,10 +45,11 @@ def fits(tmp_path_factory):
 
 def test_two_processes_train_exactly_as_one_process_on_two_devices(fits):
     """Each process reads its half of every batch, and Keras assembles the
-    global batch, whose triplets are mined together: the fit is bit for bit
-    the one of a single process that lays each batch over two devices."""
+    global batch, whose triplets are mined together: the fit, and a
+    partial_fit after it, are bit for bit those of a single process that lays
+    each batch over two devices."""
     for process in ("processes-0", "processes-1"):
-        for key in ("loss", "embedding"):
+        for key in ("loss", "embedding", "continued"):
             np.testing.assert_array_equal(fits[process][key], fits["devices-0"][key])
 
 
