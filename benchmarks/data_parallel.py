@@ -98,17 +98,13 @@ def main() -> None:
             if "failure" in result:
                 print(f"{r + 1:5d} | {label:>9} | failed: {result['failure']}")
                 continue
-            ratio = (
-                result["epoch s"] / base["epoch s"] if "epoch s" in base else math_nan
-            )
+            ratio = result["epoch s"] / base.get("epoch s", float("nan"))
             print(
                 f"{r + 1:5d} | {label:>9} | {result['epoch s']:7.3f} | "
                 f"{result['fit s']:5.1f} | {result['MAP@R']:.3f} | "
                 f"{result['1-NN']:.3f} | {ratio:.2f}"
             )
 
-
-math_nan = float("nan")
 
 if __name__ == "__main__":
     main()

@@ -42,8 +42,8 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     Parameters
     ----------
     n_components : int, default=None
-        Size of the embedding.  None means 32 for the default encoder, and the
-        output size of ``encoder`` when one is given (an int must then match it).
+        Size of the embedding: None is 32, or ``encoder``'s output size (which
+        an int must then match).
 
     hidden_layer_sizes : tuple of int, default=(256, 256)
         Widths of the hidden layers of the default encoder for tabular data
@@ -58,10 +58,9 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         The margin of the triplet loss, as in FaceNet and the Keras example.
 
     mining : {"semihard", "hard", "all", "random"}, default="semihard"
-        Which triplets of each batch enter the loss: for each anchor-positive
-        pair (at most 16 per anchor) the nearest negative farther than the
-        positive; the farthest positive and nearest negative of each anchor;
-        every valid triplet; one random positive and negative per anchor.
+        The triplets of each batch in the loss: per anchor-positive pair (16 at
+        most an anchor) the nearest negative beyond the positive; the farthest
+        positive and nearest negative; all; one random positive and negative.
 
     distance : {"squared_euclidean", "euclidean", "cosine"}, \
             default="squared_euclidean"
@@ -86,39 +85,33 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     learning_rate_schedule : {"auto", "adaptive", "cosine", "constant"}, \
             default="auto"
-        ``"adaptive"`` lowers the rate as the training loss settles, then
-        stops, as ``MLPClassifier(learning_rate="adaptive")``: after 5 epochs
-        without the mean loss improving (see ``tol``), the rate is
-        multiplied by 0.3; after 15, training stops.  ``"cosine"`` lowers it
-        towards 0 on a half cosine over ``epochs``.  ``"auto"`` is adaptive up
-        to 10000 samples, and above, cosine over ``round(60 * sqrt(1600 / r))``
-        epochs (at most ``epochs``), ``r`` the mean rows of a class (30 for
-        20 classes of 6400).  ``partial_fit`` trains at ``learning_rate``.
+        ``"adaptive"``, as ``MLPClassifier``'s: after 5 epochs without the
+        loss improving (see ``tol``) the rate is multiplied by 0.3; after 15,
+        training stops.  ``"cosine"``: a half cosine to 0 over ``epochs``.
+        ``"auto"``: adaptive up to 10000 samples, above, cosine over
+        ``round(60 * sqrt(1600 / r))`` epochs (at most ``epochs``), ``r`` the
+        mean rows of a class.  ``partial_fit`` trains at ``learning_rate``.
 
     input_noise : "auto" or float, default="auto"
         Standard deviation of the Gaussian noise added to training inputs, in
         units of each feature's; "auto" is 0.5 for the default MLP, else 0.
 
     unlabeled_weight : float, default=0.3
-        For partly labelled ``y`` (``-1`` marks an unlabelled sample, as in
-        ``sklearn.semi_supervised``): the weight, against 1 for labelled
-        anchors, of the self-supervised triplets whose anchor and positive are
-        two noisy copies of one unlabelled sample.
+        For partly labelled ``y`` (``-1`` unlabelled): the weight, against 1,
+        of the triplets whose anchor and positive are two noisy copies of one
+        unlabelled sample.
 
     pseudo_label_rounds : int, default=1
-        For partly labelled ``y``: rounds of self-training after the fit.
-        Each labels the unlabelled samples whose 10 nearest neighbours in the
-        embedding all share their spread label (``LabelSpreading``) and trains
-        again from a new start; ``history_`` is the last round's.  0 turns
-        it off; ``partial_fit`` never runs it.
+        For partly labelled ``y``: rounds of self-training after the fit, each
+        labelling the unlabelled samples whose 10 nearest neighbours all share
+        their spread label, then training anew (``history_`` is the last
+        round's).  ``partial_fit`` never runs it.
 
     early_stopping : "auto" or bool, default="auto"
-        Hold out ``validation_fraction`` of the training data, score the
-        embedding on it (MAP@R) every epoch or few, stop after
-        ``n_iter_no_change`` epochs without improvement, and keep the best
-        epoch's weights.  "auto" turns it on above 10000 samples under the
-        adaptive or constant schedule (not in ``partial_fit``, nor when the
-        classes are too small to hold samples out).
+        Hold out ``validation_fraction``, score its MAP@R every epoch or few,
+        stop after ``n_iter_no_change`` epochs without improvement and keep the
+        best weights.  "auto": on above 10000 samples under the adaptive or
+        constant schedule (not in ``partial_fit``, nor for classes too small).
 
     validation_fraction : float, default=0.1
         Share of the training data held out for early stopping (at most 5000).
@@ -130,25 +123,21 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Epochs without improvement of the validation score before stopping.
 
     tol : float, default=1e-2
-        What counts as an improvement, for early stopping and the adaptive
-        schedule: a gain of the validation score (or fall of the training
-        loss) of more than ``tol`` times its gain since the first epoch.
-        Smaller trains longer.
+        An epoch improves (early stopping, the adaptive schedule) when its
+        validation score or loss gains more than ``tol`` times its gain since
+        the first epoch.
 
     callbacks : list of keras.callbacks.Callback, default=None
         Passed through to ``keras.Model.fit``.
 
     precision : {"float32", "mixed_bfloat16", "mixed_float16"}, default="float32"
-        Compute precision of the encoder; weights, loss and embeddings stay
-        float32.
+        Compute precision of the encoder; weights, loss, embeddings stay float32.
 
-    strategy : tf.distribute.Strategy or keras.distribution.Distribution, \
-            default=None
-        Train data-parallel, mining over the global batch: under a TensorFlow
-        strategy such as ``tf.distribute.MirroredStrategy()`` (the GPUs of one
-        host), or, on the JAX backend, ``keras.distribution.DataParallel()``,
-        which spans the processes that :mod:`sktriplet.launch` starts (each
-        reads only its share of every batch).
+    strategy : tf.distribute.Strategy or keras.distribution, default=None
+        Train data-parallel, mining over the global batch: a TensorFlow
+        strategy (``MirroredStrategy()``: one host's GPUs), or, on JAX,
+        ``keras.distribution.DataParallel()`` over :mod:`sktriplet.launch`'s
+        processes.
 
     device : {"auto", "cpu", "gpu"}, default="auto"
         Where training and Keras inference run ("gpu" raises a ``ValueError``

@@ -492,7 +492,7 @@ def noisy_blocks(
             # draw per batch, whatever the block and the share.
             whole = (len(batches), sampler.batch_rows, *X.shape[1:])
             z = noise.standard_normal(whole, dtype=np.float32)
-            x = x + noise_scale * (z if count == 1 else z[:, mine])
+            x = x + noise_scale * z[:, mine]
         yield x, y
 
 
