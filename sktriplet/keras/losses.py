@@ -204,17 +204,16 @@ def _positive_columns(positive, max_positives: int):
     return columns, ops.take_along_axis(positive, columns, axis=1)
 
 
-def _first_argmin(values):
-    """``argmin`` over the last axis (the first index of the smallest value).
+def _first_argmin(values, smallest):
+    """The first index of ``smallest`` (the minimum of ``values`` over the last
+    axis, kept as an axis of 1) along the last axis.
 
-    As two plain reductions, a ``min`` and a ``min`` of the indices where it is
-    reached: on XLA's CPU backend ``argmin`` over the last axis of the
-    ``(batch, positives, batch)`` cube costs far more (``benchmarks/step_time.py``
-    and ``docs/step_time.txt`` have the figures).  The equality
-    compares entries of one tensor with their own minimum, which no rounding
-    changes.
+    As a plain ``min`` of the indices where it is reached: on XLA's CPU
+    backend ``argmin`` over the last axis of the ``(batch, positives, batch)``
+    cube costs far more (``benchmarks/step_time.py`` and
+    ``docs/step_time.txt`` have the figures).  The equality compares entries of
+    one tensor with their own minimum, which no rounding changes.
     """
-    smallest = ops.min(values, axis=-1, keepdims=True)
     size = ops.shape(values)[-1]
     index = ops.arange(size, dtype="int32")
     return ops.min(ops.where(values == smallest, index, size), axis=-1)
@@ -226,23 +225,25 @@ def _semihard_slots(distances, positive, negative, max_positives):
     negative (the least hard of the hard ones).
 
     Works on the ``(batch, max_positives, batch)`` tensor of positives against
-    rows.  The choice is made on indices, so that the loss gathers the
-    distances and its gradient never depends on comparing recomputed floats
-    (XLA may round a fused recomputation differently).
+    rows, in two passes: the nearest distance beyond each positive's, then its
+    first index (a row that is not a farther negative counts as ``beyond``
+    every distance, so the nearest is ``beyond`` exactly when there is none).
+    The choice is made on indices, so that the loss gathers the distances and
+    its gradient never depends on comparing recomputed floats (XLA may round a
+    fused recomputation differently).
     """
     n = ops.shape(distances)[0]
     if max_positives is None:
         max_positives = max(n - 1, 1) if isinstance(n, int) else ops.maximum(n - 1, 1)
     columns, is_positive = _positive_columns(positive, max_positives)
     ap = ops.take_along_axis(distances, columns, axis=1)  # (batch, max_positives)
-    farther = ops.logical_and(
-        negative[:, None, :], distances[:, None, :] > ap[:, :, None]
-    )
     beyond = ops.max(distances) + 1.0
-    nearest_farther = _first_argmin(ops.where(farther, distances[:, None, :], beyond))
+    negatives = ops.where(negative, distances, beyond)[:, None, :]
+    farther = ops.where(negatives > ap[:, :, None], negatives, beyond)
+    nearest = ops.min(farther, axis=-1, keepdims=True)
     farthest = ops.argmax(ops.where(negative, distances, -1.0), axis=1)
     negative_columns = ops.where(
-        ops.any(farther, axis=2), nearest_farther, farthest[:, None]
+        nearest[..., 0] < beyond, _first_argmin(farther, nearest), farthest[:, None]
     )
     valid = ops.logical_and(is_positive, ops.any(negative, axis=1)[:, None])
     anchors = ops.broadcast_to(ops.arange(n)[:, None], ops.shape(columns))
