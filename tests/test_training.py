@@ -210,6 +210,30 @@ def test_plateau_lowers_the_rate_every_patience_epochs_then_stops(maximize):
     assert stopped_at == 10
 
 
+@pytest.mark.parametrize("stops", [True, False])
+def test_plateau_cuts_the_rate_at_most_cuts_times_then_stops(stops):
+    """Improvements between plateaus reset the count of cuts per plateau, but
+    not the cuts in all: at the lowest rate, a plateau stops training (with
+    ``stops``; else the rate stays there)."""
+    from sktriplet.keras.training import Plateau
+
+    plateau = Plateau(0.01, patience=2, factor=0.5, reductions=2, cuts=2,
+                      stops=stops)  # fmt: skip
+    model = _FakeModel(1.0)
+    plateau.set_model(model)
+    losses = [1.0, 0.5, 0.5, 0.5, 0.2, 0.2, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1]
+    rates, stopped_at = [], None
+    for epoch, loss in enumerate(losses):
+        plateau.on_epoch_end(epoch, {"loss": loss})
+        rates.append(model.optimizer.learning_rate)
+        if model.stop_training and stopped_at is None:
+            stopped_at = epoch
+    # Cut after epochs 3 and 6 (2 epochs after the improvements at 1 and 4);
+    # after the improvement at 7, a third plateau: stopped at epoch 9.
+    assert rates == [1, 1, 1, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25]
+    assert stopped_at == (9 if stops else None)
+
+
 def test_plateau_counts_epochs_between_scores_taken_every_few_epochs():
     """A validation score every 3 epochs (NaN between): the rate is cut once
     ``patience`` epochs have passed without an improvement, scored or not."""

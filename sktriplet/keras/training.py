@@ -46,6 +46,10 @@ __all__ = [
 
 # Epochs of this many batches or more run 32 steps per call, shorter ones 8.
 LONG_EPOCH = 64
+# The adaptive schedule cuts the learning rate this many times at most
+# (to 0.3 ** 3, about 1/37, of the initial rate) and stops at the next plateau
+# (docs/stopping.txt measures the epochs below it).
+ADAPTIVE_CUTS = 3
 
 # Idle Siamese models, by architecture, ready to be reset and trained again.
 _POOL: OrderedDict[str, list] = OrderedDict()
@@ -297,8 +301,14 @@ def _schedule(plan) -> keras.callbacks.Callback | None:
     if plan.schedule != "adaptive":
         return None
     if plan.validation_rows is not None:
-        return Plateau(plan.tol, monitor="val_map_at_r", maximize=True, stops=False)
-    return Plateau(plan.tol)
+        return Plateau(
+            plan.tol,
+            monitor="val_map_at_r",
+            maximize=True,
+            cuts=ADAPTIVE_CUTS,
+            stops=False,
+        )
+    return Plateau(plan.tol, cuts=ADAPTIVE_CUTS)
 
 
 class _Watchdog(keras.callbacks.Callback):
@@ -367,14 +377,17 @@ class Plateau(keras.callbacks.Callback):
     validation score, with ``maximize``) counts as an improvement as
     :class:`Progress` says, with ``tol``.  Every ``patience`` epochs
     without one, the learning rate is multiplied by ``factor``; with ``stops``,
-    training stops after ``patience * (reductions + 1)`` epochs without one.
+    training stops after ``patience * (reductions + 1)`` epochs without one,
+    or, with ``cuts``, once ``patience`` epochs pass without one at the lowest
+    rate, reached after ``cuts`` cuts in all (``initial * factor ** cuts``):
+    below it an epoch hardly moves the weights.
     The amount of training thus follows the data, without holding any out: an
     easy data set settles in tens of epochs, a hard one keeps improving for
-    longer.  It is Keras's ``ReduceLROnPlateau`` and ``EarlyStopping`` in one
-    counter, as scikit-learn's ``MLPClassifier`` does with
-    ``learning_rate="adaptive"`` and ``n_iter_no_change``.  Where early stopping
-    on a validation score decides when to stop, ``stops=False`` leaves it to
-    that.
+    longer.  It is Keras's ``ReduceLROnPlateau`` (with its ``min_lr``) and
+    ``EarlyStopping`` in one counter, as scikit-learn's ``MLPClassifier`` does
+    with ``learning_rate="adaptive"`` and ``n_iter_no_change``.  Where early
+    stopping on a validation score decides when to stop, ``stops=False``
+    leaves it to that (the rate then stays at the lowest).
     """
 
     def __init__(
@@ -386,6 +399,7 @@ class Plateau(keras.callbacks.Callback):
         patience: int = 5,
         factor: float = 0.3,
         reductions: int = 2,
+        cuts: int | None = None,
         stops: bool = True,
     ) -> None:
         super().__init__()
@@ -394,9 +408,11 @@ class Plateau(keras.callbacks.Callback):
         self.patience = patience
         self.factor = factor
         self.reductions = reductions
+        self.cuts = cuts
         self.stops = stops
         self._best_epoch = -1  # no value yet: epochs count from before the first
         self._cuts = 0  # rate cuts since the last improvement
+        self._total = 0  # rate cuts in all
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
@@ -409,15 +425,20 @@ class Plateau(keras.callbacks.Callback):
             return
         # Epochs since the last improvement, measured or not.
         waited = epoch - self._best_epoch
+        due = waited // self.patience - self._cuts
+        if self.cuts is not None:
+            left = self.cuts - self._total
+            if due > left and self.stops:  # a plateau at the lowest rate
+                self.model.stop_training = True
+                return
+            due = min(due, left)
         if self.stops and waited >= self.patience * (self.reductions + 1):
             self.model.stop_training = True
-        elif waited // self.patience > self._cuts:
-            cuts, self._cuts = (
-                waited // self.patience - self._cuts,
-                waited // self.patience,
-            )
+        elif due > 0:
+            self._cuts += due
+            self._total += due
             optimizer = self.model.optimizer
-            optimizer.learning_rate = _learning_rate(optimizer) * self.factor**cuts
+            optimizer.learning_rate = _learning_rate(optimizer) * self.factor**due
 
 
 class CosineDecay(keras.callbacks.Callback):
