@@ -5,19 +5,24 @@ two others, side by side in fresh processes.
   call into Python each, split into batches by ``tf.data``, the next block
   prepared while the current one trains; autotuning off
   (``sktriplet.keras.training._input_of``).
+- ``from_generator``: the same blocks read through
+  ``tf.data.Dataset.from_generator`` (sktriplet's pipeline until the blocks
+  were read with ``tf.numpy_function`` directly).
 - ``one batch per hand-over``: the same pipeline taking one batch per call into
   Python, prefetching two (sktriplet's pipeline until the blocks).
 - ``keras``: the batch generator handed to Keras, which wraps it in
   ``tf.data.Dataset.from_generator(...).prefetch(AUTOTUNE)``.
 
-Each run is a fresh interpreter that fits a split of ``run.py`` twice at the
-defaults (TensorFlow backend) and reports the first and second fit times and
+Each run is a fresh interpreter that fits a split of ``run.py`` (or, as
+``scaling8000``, say, the training rows of ``scaling.py`` at that size) twice
+at the defaults (TensorFlow backend) and reports the first and second fit times and
 the stall between Keras's ``on_train_end`` and ``fit`` returning (the
 pipeline's teardown).  The pipelines alternate, so that a slow spell of the
 machine hits each.  The batches are the same in all three, so the embeddings
 must be too.
 
     python benchmarks/input_pipeline.py --runs 8 --data digits synthetic
+    python benchmarks/input_pipeline.py --runs 3 --data scaling8000 scaling32000
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from isolate import run_job  # noqa: E402
 
 from sktriplet.sampling import unblock  # noqa: E402
 
-PIPELINES = ("sktriplet", "one batch per hand-over", "keras")
+PIPELINES = ("sktriplet", "from_generator", "one batch per hand-over", "keras")
 
 
 def _batches(blocks):
@@ -57,6 +62,39 @@ def _one_batch_per_hand_over(blocks, batches_needed):
     return dataset.prefetch(2).with_options(options)
 
 
+def _from_generator(blocks, batches_needed):
+    import tensorflow as tf
+
+    from sktriplet.keras.training import BLOCK_BYTES
+
+    x, y = next(blocks(1))
+    per_block = int(min(max(BLOCK_BYTES // max(x.nbytes, 1), 1), batches_needed))
+    signature = (
+        tf.TensorSpec((None, *x.shape[1:]), tf.float32),
+        tf.TensorSpec((None, *y.shape[1:]), tf.as_dtype(y.dtype)),
+    )
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    dataset = tf.data.Dataset.from_generator(
+        lambda: blocks(per_block), output_signature=signature
+    )
+    if per_block > 1:
+        dataset = dataset.prefetch(1)
+    return dataset.unbatch().prefetch(2).with_options(options)
+
+
+def _training_rows(data: str):
+    if data.startswith("scaling"):
+        from scaling import split
+
+        X_train, _, y_train, _ = split(int(data[len("scaling") :]))
+        return X_train, y_train
+    from run import scaled_split
+
+    _, (X_train, _, y_train, _) = scaled_split(data, quick=True)
+    return X_train, y_train
+
+
 def fit_twice(pipeline: str, data: str) -> dict:
     import time
 
@@ -69,9 +107,9 @@ def fit_twice(pipeline: str, data: str) -> dict:
         training._input_of = lambda blocks, batches_needed: _batches(blocks)
     elif pipeline == "one batch per hand-over":
         training._input_of = _one_batch_per_hand_over
-    from run import scaled_split
-
-    _, (X_train, _, y_train, _) = scaled_split(data, quick=True)
+    elif pipeline == "from_generator":
+        training._input_of = _from_generator
+    X_train, y_train = _training_rows(data)
     marks = {}
 
     class Teardown(keras.callbacks.Callback):
@@ -97,15 +135,22 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=8)
     parser.add_argument("--data", nargs="+", default=["digits"])
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument(
+        "--pipelines",
+        nargs="+",
+        choices=PIPELINES[1:],
+        default=PIPELINES[1:],
+        help="the pipelines to compare with sktriplet's (default: all)",
+    )
     args = parser.parse_args()
     for data in args.data:
-        report(data, args.runs, args.threads)
+        report(data, args.runs, args.threads, ("sktriplet", *args.pipelines))
 
 
-def report(data: str, runs: int, threads: int) -> None:
-    rows = {p: [] for p in PIPELINES}
+def report(data: str, runs: int, threads: int, pipelines=PIPELINES) -> None:
+    rows = {p: [] for p in pipelines}
     for _ in range(runs):
-        for pipeline in PIPELINES:
+        for pipeline in pipelines:
             r = run_job(
                 "input_pipeline:fit_twice",
                 {"pipeline": pipeline, "data": data},
@@ -128,12 +173,12 @@ def report(data: str, runs: int, threads: int) -> None:
         print(f"| {pipeline} | " + " | ".join(cells) + " |")
     print()
     for column in ("first fit s", "second fit s"):
-        means = {p: np.mean([r[column] for r in rows[p]]) for p in PIPELINES}
+        means = {p: np.mean([r[column] for r in rows[p]]) for p in pipelines}
         print(
             f"{column[:-2]}, sktriplet / each pipeline (means): "
-            + ", ".join(f"{p} {means['sktriplet'] / means[p]:.2f}" for p in PIPELINES)
+            + ", ".join(f"{p} {means['sktriplet'] / means[p]:.2f}" for p in pipelines)
         )
-    same = {r["embedding sum"] for p in PIPELINES for r in rows[p]}
+    same = {r["embedding sum"] for p in pipelines for r in rows[p]}
     print("same embeddings from every pipeline:", len(same) == 1)
 
 

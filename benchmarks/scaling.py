@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -213,10 +214,11 @@ def main() -> None:
             )
         )
         print(_row(n, ours, peer), flush=True)
-        if args.trace and "failure" not in ours and "failure" not in peer:
+        if args.trace and "failure" not in ours:
+            target = peer.get("MAP@R", math.inf)
             trace = run_job(
                 "scaling:trace_job",
-                dict(n=n, seed=args.seed, params=args.params, target=peer["MAP@R"]),
+                dict(n=n, seed=args.seed, params=args.params, target=target),
                 timeout=args.timeout,
                 threads=args.threads,
             )
@@ -242,13 +244,24 @@ def _row(n: int, ours: dict, peer: dict) -> str:
 def _trace_line(trace: dict, peer: dict, ours: dict) -> str:
     if "failure" in trace:
         return f"    trace: {trace['failure']}"
+    rates = trace["learning_rate"] or []
+    changes = {
+        epoch + 1: float(f"{rate:.2g}")
+        for epoch, rate in enumerate(rates)
+        if epoch == 0 or rate != rates[epoch - 1]
+    }
+    detail = (
+        f"held-out MAP@R by epoch: {trace['scores']}; learning rate from epoch: "
+        f"{changes}"
+    )
+    if "MAP@R" not in peer:
+        return f"    {detail}"
     if trace["epoch"] is None:
-        return f"    never passes PML's MAP@R ({peer['MAP@R']:.3f})"
+        return f"    never passes PML's MAP@R ({peer['MAP@R']:.3f}); {detail}"
     return (
         f"    passes PML's MAP@R ({peer['MAP@R']:.3f}) at epoch {trace['epoch']}, "
         f"{trace['seconds']:.1f} s into a fit of {trace['fit s']:.1f} s "
-        f"({trace['seconds'] / peer['fit s']:.2f}x PML's fit); held-out MAP@R "
-        f"by epoch: {trace['scores']}"
+        f"({trace['seconds'] / peer['fit s']:.2f}x PML's fit); {detail}"
     )
 
 

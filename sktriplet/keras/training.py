@@ -520,16 +520,20 @@ def _input_of(blocks, batches_needed: int):
 
     On TensorFlow, a ``tf.data`` pipeline.  It takes blocks of up to
     ``BLOCK_BYTES`` (and no more batches than the fit needs) and splits them
-    into batches itself: every hand-over from a Python generator costs the
-    pipeline a call into Python, under the GIL, beside the training step on the
-    same cores, so fewer and larger ones make the steps faster
+    into batches itself: every hand-over from Python costs the pipeline a call
+    into Python, under the GIL, beside the training step on the same cores, so
+    fewer and larger ones make the steps faster
     (``benchmarks/input_pipeline.py``).  The next block is prepared while the
     current one trains, and two batches are prefetched, with autotuning off:
     Keras's own pipeline around a generator prefetches with ``AUTOTUNE``, whose
-    teardown at the end of ``fit`` stalls in some fresh processes.  Under
-    ``tf.distribute`` Keras would also re-read a plain generator's first
-    batches, which would shift the batch sequence; a dataset built from the
-    replayable ``blocks`` reads the same sequence however often it restarts.
+    teardown at the end of ``fit`` stalls in some fresh processes.  Each pass
+    over the dataset opens its own ``blocks`` and reads them with
+    ``tf.numpy_function``, which is what ``Dataset.from_generator`` does, less
+    the bookkeeping that made its epochs about a tenth slower
+    (``docs/input_pipeline.txt``).  Under ``tf.distribute`` Keras would also
+    re-read a plain generator's first batches, which would shift the batch
+    sequence; a dataset built from the replayable ``blocks`` reads the same
+    sequence however often it restarts.
 
     Elsewhere, the batches one by one.
     """
@@ -540,14 +544,27 @@ def _input_of(blocks, batches_needed: int):
 
     x, y = next(blocks(1))
     per_block = int(min(max(BLOCK_BYTES // max(x.nbytes, 1), 1), batches_needed))
-    signature = (
-        tf.TensorSpec((None, *x.shape[1:]), tf.float32),
-        tf.TensorSpec((None, *y.shape[1:]), tf.as_dtype(y.dtype)),
-    )
+    dtypes = (tf.float32, tf.as_dtype(y.dtype))
+    shapes = ((None, *x.shape[1:]), (None, *y.shape[1:]))
+    passes = []  # the blocks of each pass over the dataset
+
+    def open_pass(_):
+        passes.append(blocks(per_block))
+        return np.int64(len(passes) - 1)
+
+    def read(index):
+        return next(passes[int(index)])
+
+    def block_of(index):
+        block = tf.numpy_function(read, [index], dtypes, stateful=True)
+        return tuple(map(tf.ensure_shape, block, shapes))
+
     options = tf.data.Options()
     options.autotune.enabled = False
-    dataset = tf.data.Dataset.from_generator(
-        lambda: blocks(per_block), output_signature=signature
+    dataset = (
+        tf.data.Dataset.from_tensors(np.int64(0))
+        .map(lambda z: tf.numpy_function(open_pass, [z], tf.int64, stateful=True))
+        .flat_map(lambda i: tf.data.Dataset.from_tensors(i).repeat().map(block_of))
     )
     if per_block > 1:  # prepare the next block while this one trains
         dataset = dataset.prefetch(1)
