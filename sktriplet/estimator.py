@@ -94,12 +94,12 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     input_noise : "auto" or float, default="auto"
         Standard deviation of the Gaussian noise added to training inputs, in
-        units of each feature's; "auto" is 0.5 for the default MLP, else 0.
+        units of each feature's; "auto" is 0.5 for the default MLP, times
+        sqrt(1600 / r) in a fit on classes of r > 1600 rows, else 0.
 
     unlabeled_weight : float, default=0.3
-        For partly labelled ``y`` (``-1`` unlabelled): the weight, against 1,
-        of the triplets whose anchor and positive are two noisy copies of one
-        unlabelled sample.
+        For partly labelled ``y`` (``-1`` unlabelled): the weight, against 1, of
+        triplets whose anchor and positive are noisy copies of one unlabelled row.
 
     pseudo_label_rounds : int, default=1
         For partly labelled ``y``: rounds of self-training after the fit, each

@@ -181,6 +181,26 @@ def test_input_noise_is_in_units_of_each_feature_spread(digits):
     assert noise_scale(X, rows, 0) is None
 
 
+def test_auto_input_noise_falls_as_the_classes_grow_past_1600_rows():
+    from sktriplet._plan import plan_fit
+    from sktriplet.sampling import noise_scale
+
+    # 20 classes of 6400 rows each: four times 1600, so half of 0.5.
+    X = np.random.RandomState(0).normal(size=(128_000, 3)) * [1.0, 2.0, 4.0]
+    y = np.arange(len(X)) % 20
+    params = TripletEmbedder().get_params()
+
+    def noise(X, y, partial=False):
+        plan = plan_fit(params, X, y, np.random.RandomState(0), partial=partial)
+        return plan.batches.noise_scale / noise_scale(X, plan.train_rows, 1.0)
+
+    np.testing.assert_allclose(noise(X, y), 0.25, rtol=1e-6)
+    # Up to 1600 rows a class, and in partial_fit, whose chunk says nothing
+    # of the data's size, it stays 0.5.
+    np.testing.assert_allclose(noise(X[:32_000], y[:32_000]), 0.5, rtol=1e-6)
+    np.testing.assert_allclose(noise(X, y, partial=True), 0.5, rtol=1e-6)
+
+
 def test_same_random_state_is_bit_identical_across_processes(digits, tmp_path, quick):
     X, y = digits
     np.save(tmp_path / "X.npy", X)
