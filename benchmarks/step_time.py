@@ -19,6 +19,9 @@ A third table breaks the default fit's step on the digits down, on each
 installed Keras backend (TensorFlow, JAX, torch), each in its own fresh process:
 ``--breakdown-only`` prints only that one.  Each part is the difference between
 two variants of the same step, timed the same way (see :func:`breakdown_job`).
+``--breakdown-only --data scaling`` takes apart the step of a default fit on
+128,000 rows of ``scaling.py``'s data instead (20 classes, the noise and the
+steps per call that ``fit`` uses there).
 """
 
 from __future__ import annotations
@@ -89,9 +92,11 @@ def ms_per_step(
     return _timed_steps(model, batches(), steps, repeats)
 
 
-def _timed_steps(model, batches, steps: int, repeats: int = 3) -> float:
+def _timed_steps(
+    model, batches, steps: int, repeats: int = 3, warm_up: int = 40
+) -> float:
     """Milliseconds per step of ``model.fit`` on ``batches``: best of ``repeats``."""
-    model.fit(batches, steps_per_epoch=40, epochs=1, verbose=0)  # trace, warm up
+    model.fit(batches, steps_per_epoch=warm_up, epochs=1, verbose=0)  # trace
     best = np.inf
     for _ in range(repeats):
         start = time.perf_counter()
@@ -100,12 +105,14 @@ def _timed_steps(model, batches, steps: int, repeats: int = 3) -> float:
     return 1000 * best / steps
 
 
-def breakdown_job(steps: int = 400) -> dict:
-    """The default fit's step on the digits, taken apart on this process's backend.
+def breakdown_job(steps: int = 400, data: str = "digits") -> dict:
+    """The default fit's step on the digits (or on 128,000 rows of the scaling
+    data), taken apart on this process's backend.
 
     Five variants of the step, each compiled as ``fit`` compiles the default
-    MLP (XLA, 5 steps per call: the digits' epoch) and fed from batches made in
-    advance, so that only the last measures the feeding:
+    MLP (XLA, the steps per call of ``fit`` on these data: the digits' whole
+    epoch of 7 batches, or 32) and fed from batches made in advance, so that
+    only the last measures the feeding:
 
     - ``empty``: a one-unit network with a constant loss: Keras's loop, the
       input pipeline and the call, and nothing else;
@@ -133,13 +140,25 @@ def breakdown_job(steps: int = 400) -> dict:
         ):
             return ops.mean(ops.square(y_pred))
 
-    X, y = load_digits(return_X_y=True)
-    X = StandardScaler().fit_transform(X).astype(np.float32)
+    from sktriplet._plan import _auto_noise
+    from sktriplet.keras.training import steps_per_call
+
+    if data == "digits":
+        X, y = load_digits(return_X_y=True)
+        X = StandardScaler().fit_transform(X).astype(np.float32)
+    else:
+        from scaling import split
+
+        X, _, y, _ = split(128_000)
     sampler = ClassBalancedSampler(y, 256, 4, np.random.RandomState(0))
-    per_call = sampler.n_batches
-    rows = np.concatenate([sampler.epoch() for _ in range(steps // per_call + 50)])
+    per_call = steps_per_call(sampler.n_batches)[1]
+    warm_up = max(40 // per_call, 1) * per_call  # whole calls
+    steps = max(round(steps / per_call), 1) * per_call
+    rows = np.concatenate(
+        [sampler.epoch() for _ in range(steps // sampler.n_batches + 2)]
+    )
     noise = np.random.default_rng(0)
-    scale = (0.5 * X.std(axis=0)).astype(np.float32)
+    scale = (_auto_noise(y, False) * X.std(axis=0)).astype(np.float32)
 
     def made(rows):
         return [
@@ -160,7 +179,11 @@ def breakdown_job(steps: int = 400) -> dict:
         else:
             encoder = build_mlp_encoder((64,), (256, 256), 32, True, seed=0)
         cls = SiameseModel if kind == "full" else CheapLoss
-        model = cls(encoder, mining="semihard", max_positives=_SEMIHARD_POSITIVES)
+        model = cls(
+            encoder,
+            mining="semihard",
+            max_positives=positives_per_anchor("semihard", sampler.samples_per_group),
+        )
         optimizer = (
             keras.optimizers.SGD(1e-3)
             if kind in ("empty", "sgd")
@@ -172,7 +195,7 @@ def breakdown_job(steps: int = 400) -> dict:
         return model
 
     ms = {
-        kind: _timed_steps(build(kind), replay(), steps)
+        kind: _timed_steps(build(kind), replay(), steps, warm_up=warm_up)
         for kind in ("empty", "sgd", "adam", "full")
     }
     start = time.perf_counter()
@@ -191,6 +214,7 @@ def breakdown_job(steps: int = 400) -> dict:
         best = min(best, time.perf_counter() - start)
     return {
         "backend": keras.backend.backend(),
+        "per_call": per_call,
         "ms": ms,
         "batch": batch,
         "flops": flops,
@@ -201,7 +225,7 @@ def breakdown_job(steps: int = 400) -> dict:
 BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
 
-def print_breakdown() -> None:
+def print_breakdown(data: str = "digits") -> None:
     print(
         "\n| backend | step + feeding (ms) | Keras loop and call | forward + backward "
         "| Adam beyond SGD | mining | feeding | share of the matmul ceiling |"
@@ -213,7 +237,7 @@ def print_breakdown() -> None:
             continue
         r = run_job(
             "step_time:breakdown_job",
-            {},
+            {"data": data},
             timeout=1200,
             threads=os.cpu_count(),
             env={"KERAS_BACKEND": backend},
@@ -235,7 +259,8 @@ def print_breakdown() -> None:
         print(
             f"| {backend} | {total:.2f} | " + " | ".join(cells) + f" | {share:.1%} "
             f"({r['flops'] / 1e6:.0f} MFLOP per {r['batch']}-row step; ceiling "
-            f"{r['ceiling'] / 1e9:.0f} GFLOP/s) |",
+            f"{r['ceiling'] / 1e9:.0f} GFLOP/s; {data}, {r['per_call']} steps a "
+            "call) |",
             flush=True,
         )
 
@@ -243,9 +268,16 @@ def print_breakdown() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--breakdown-only", action="store_true")
+    parser.add_argument(
+        "--data",
+        choices=("digits", "scaling"),
+        default="digits",
+        help="the fit whose step --breakdown-only takes apart: the digits, or "
+        "128,000 rows of scaling.py's data",
+    )
     args = parser.parse_args()
     if args.breakdown_only:
-        print_breakdown()
+        print_breakdown(args.data)
         return
     rng = np.random.RandomState(0)
     X = rng.normal(size=(20000, 64)).astype(np.float32)
