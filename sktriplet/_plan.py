@@ -242,8 +242,7 @@ def _schedule(params: dict, y, partial: bool) -> tuple[str, int]:
         return schedule, epochs
     if len(y) <= AUTO_EARLY_STOPPING_SAMPLES:
         return "adaptive", epochs
-    per_class = _rows_per_class(y)
-    budget = round(COSINE_EPOCHS * math.sqrt(COSINE_ROWS_PER_CLASS / per_class))
+    budget = round(COSINE_EPOCHS * _class_size_factor(y, COSINE_ROWS_PER_CLASS))
     return "cosine", max(1, min(epochs, budget))
 
 
@@ -254,6 +253,12 @@ def _rows_per_class(y) -> float:
         return max(float(y.sum()) / y.shape[1], 1.0)
     labelled = y[y != UNLABELLED]
     return max(len(labelled) / max(len(np.unique(labelled)), 1), 1.0)
+
+
+def _class_size_factor(y, reference: float) -> float:
+    """``sqrt(reference / r)``, ``r`` the mean rows of a class of ``y``: how
+    the epochs of the cosine decay and the input noise scale with class size."""
+    return math.sqrt(reference / _rows_per_class(y))
 
 
 def _auto_noise(y, partial: bool) -> float:
@@ -267,8 +272,7 @@ def _auto_noise(y, partial: bool) -> float:
     """
     if partial:
         return AUTO_INPUT_NOISE
-    ratio = NOISE_ROWS_PER_CLASS / _rows_per_class(y)
-    return AUTO_INPUT_NOISE * min(1.0, math.sqrt(ratio))
+    return AUTO_INPUT_NOISE * min(1.0, _class_size_factor(y, NOISE_ROWS_PER_CLASS))
 
 
 def _validation_rows(params: dict, y, rng, partial: bool, schedule: str):
