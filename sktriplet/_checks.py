@@ -37,6 +37,7 @@ PARAMETER_CONSTRAINTS: dict = {
     "learning_rate": [Interval(Real, 0, None, closed="neither")],
     "learning_rate_schedule": [StrOptions({"auto", "adaptive", "cosine", "constant"})],
     "input_noise": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
+    "weight_decay": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
     "unlabeled_weight": [Interval(Real, 0, None, closed="left")],
     "pseudo_label_rounds": [Interval(Integral, 0, None, closed="left")],
     "early_stopping": [StrOptions({"auto"}), "boolean"],
@@ -74,6 +75,22 @@ def fit_data(estimator, X, y, warm_start: bool) -> tuple:
         check_fitted_sample_shape(X, estimator._sample_shape)
     check_float32_range(X)
     return encoder_input(X, estimator.encoder), y, X.shape[1:]
+
+
+def transform_data(estimator, X) -> np.ndarray:
+    """``X`` validated for ``transform`` against the features and the shape of
+    sample seen in ``fit``, as the encoder takes it (float64 or float32 kept)."""
+    from sklearn.utils.validation import validate_data
+
+    X = validate_data(
+        estimator,
+        X,
+        reset=False,
+        dtype=read_as(X, [np.float64, np.float32]),
+        allow_nd=True,
+    )
+    check_fitted_sample_shape(X, estimator._sample_shape)
+    return encoder_input(X, estimator.encoder)
 
 
 def fit_params(params: dict) -> dict:

@@ -17,7 +17,7 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from . import _checks as checks
 from ._plan import plan_fit
@@ -96,6 +96,10 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Standard deviation of the Gaussian noise added to training inputs, in
         units of each feature's; "auto" is 0.5 for the default MLP, times
         sqrt(1600 / r) in a fit on classes of r > 1600 rows, else 0.
+
+    weight_decay : "auto" or float, default="auto"
+        Adam's decoupled weight decay (AdamW's): each step scales the weights by
+        ``1 - learning_rate * weight_decay``.  "auto": 0.1 for the default MLP, else 0.
 
     unlabeled_weight : float, default=0.3
         For partly labelled ``y`` (``-1`` unlabelled): the weight, against 1, of
@@ -230,6 +234,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         learning_rate=1e-2,
         learning_rate_schedule="auto",
         input_noise="auto",
+        weight_decay="auto",
         unlabeled_weight=0.3,
         pseudo_label_rounds=1,
         early_stopping="auto",
@@ -257,6 +262,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.learning_rate = learning_rate
         self.learning_rate_schedule = learning_rate_schedule
         self.input_noise = input_noise
+        self.weight_decay = weight_decay
         self.unlabeled_weight = unlabeled_weight
         self.pseudo_label_rounds = pseudo_label_rounds
         self.early_stopping = early_stopping
@@ -387,15 +393,7 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             chunk by chunk: a memmap is never copied whole).
         """
         check_is_fitted(self)
-        X = validate_data(
-            self,
-            X,
-            reset=False,
-            dtype=checks.read_as(X, [np.float64, np.float32]),
-            allow_nd=True,
-        )
-        checks.check_fitted_sample_shape(X, self._sample_shape)
-        return self._encoder.embed(checks.encoder_input(X, self.encoder), self.device)
+        return self._encoder.embed(checks.transform_data(self, X), self.device)
 
     def similarity(self, X1, X2):
         """Cosine similarity of the embeddings of paired samples, in [-1, 1].

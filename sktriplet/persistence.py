@@ -397,7 +397,8 @@ def _check_params(params: dict, path: Path) -> None:
 
 
 def _params(params: dict) -> dict:
-    params = dict(params)
+    # Files written before weight_decay existed trained without it.
+    params = {"weight_decay": 0.0, **params}
     if "hidden_layer_sizes" in params:
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
     return params

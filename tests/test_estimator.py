@@ -145,15 +145,21 @@ def test_dense_forward_declines_batch_normalization_after_an_activation():
     assert DenseForward.from_keras(model) is None
 
 
-def test_input_noise_auto_regularises_the_default_encoder_only(digits, quick):
+@pytest.mark.parametrize("param, auto", [("input_noise", 0.5), ("weight_decay", 0.1)])
+def test_auto_regularisation_applies_to_the_default_encoder_only(
+    digits, quick, param, auto
+):
+    """In one process, in turn: a pooled training step traced with one weight
+    decay must not serve a fit with another."""
     X, y = digits
 
     def fit(**params):
         return TripletEmbedder(**quick, **params).fit(X, y).transform(X)
 
-    auto = fit()
-    np.testing.assert_array_equal(auto, fit(input_noise=0.5))
-    assert not np.allclose(auto, fit(input_noise=0))
+    default = fit()
+    assert not np.allclose(default, fit(**{param: 0}))
+    np.testing.assert_array_equal(default, fit(**{param: auto}))
+    assert not np.allclose(default, fit(**{param: 3 * auto}))
 
     from sktriplet.keras import build_mlp_encoder
 
@@ -161,7 +167,7 @@ def test_input_noise_auto_regularises_the_default_encoder_only(digits, quick):
         return build_mlp_encoder((64,), (16,), 8, False, seed=0)
 
     np.testing.assert_array_equal(
-        fit(encoder=encoder), fit(encoder=encoder, input_noise=0)
+        fit(encoder=encoder), fit(encoder=encoder, **{param: 0})
     )
 
 

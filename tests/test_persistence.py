@@ -311,6 +311,18 @@ def test_a_file_that_omits_a_parameter_loads_with_its_default(saved, tmp_path):
     np.testing.assert_array_equal(restored.transform(X), expected)
 
 
+def test_a_file_from_before_weight_decay_loads_without_it(saved, tmp_path):
+    """Such a file trained without weight decay: continuing it (partial_fit,
+    a refit) must not switch decay on."""
+    path, X, expected = saved
+    _rewrite_metadata(
+        path, tmp_path / "old.sktriplet", lambda m: m["params"].pop("weight_decay")
+    )
+    restored = load(tmp_path / "old.sktriplet")
+    assert restored.weight_decay == 0.0
+    np.testing.assert_array_equal(restored.transform(X), expected)
+
+
 def _rewrite_encoder_config(src, dst, change):
     """``src`` with its encoder's Keras config changed by ``change``."""
     import io

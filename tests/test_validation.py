@@ -127,6 +127,8 @@ PARAM_CASES = {
     "margin < 0": ({"margin": -1.0}, "margin"),
     "input_noise < 0": ({"input_noise": -0.1}, "input_noise"),
     "input_noise not a number": ({"input_noise": "on"}, "input_noise"),
+    "weight_decay < 0": ({"weight_decay": -0.1}, "weight_decay"),
+    "weight_decay not a number": ({"weight_decay": "on"}, "weight_decay"),
 }
 
 

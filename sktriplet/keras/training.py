@@ -63,7 +63,7 @@ BLOCK_BYTES = 4 * 2**20
 def _architecture_key(encoder, *step) -> str | None:
     """What a traced training step depends on: the layers, and ``step`` (mining,
     distance, positives per anchor, XLA, steps per call, device, unlabelled
-    rows).
+    rows, weight decay: Keras traces it as a constant).
 
     Initializers and seeds are left out (``reset`` overwrites the weights they
     drew, and the states of the random layers).
@@ -126,6 +126,7 @@ def siamese_model_for(
             steps_per_execution,
             plan.device,
             plan.unlabeled_weight is not None,
+            plan.weight_decay,
         )
         if pooled
         else None
@@ -165,7 +166,10 @@ def siamese_model_for(
                 max_positives=plan.max_positives,
                 unlabeled_weight=plan.unlabeled_weight,
             )
-            optimizer = keras.optimizers.Adam(plan.learning_rate)
+            # Decoupled decay of every weight, batch normalisation's included.
+            optimizer = keras.optimizers.Adam(
+                plan.learning_rate, weight_decay=plan.weight_decay or None
+            )
             if plan.loss_scaling:
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             model.compile(
