@@ -20,7 +20,30 @@ def pytest_configure(config):
     )
 
 
+# The modules that take longest, longest first: pytest-xdist hands out whole
+# files (--dist loadfile) in collection order (--no-loadscope-reorder), and a
+# long file handed out last leaves the other workers idle while it runs.  Most
+# of these start whole processes (a JAX run of the backend tests, saves and
+# loads, the docs build, the launcher, the CLI).
+LONGEST_FIRST = (
+    "test_training.py",
+    "test_backends.py",
+    "test_round_trips.py",
+    "test_docs.py",
+    "test_launch.py",
+    "test_cli.py",
+    "test_estimator.py",
+    "test_distributed.py",
+)
+
+
+def _start_rank(item) -> int:
+    name = item.path.name
+    return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=_start_rank)  # stable: the order within a file stays
     gpu_tests = [item for item in items if "gpu" in item.keywords]
     if not gpu_tests:
         return
