@@ -199,6 +199,8 @@ def load(path: str | os.PathLike) -> TripletEmbedder:
         ) from exc
     fitted = metadata["fitted"]
     _check_encoder_matches(encoder, fitted, path)
+    if optimizer_state is not None:
+        _check_optimizer_state(optimizer_state, encoder, path)
     estimator = TripletEmbedder(**_params(metadata["params"]), encoder=encoder_param)
     classes = fitted["classes_"]
     estimator.classes_ = np.asarray(classes["values"], dtype=np.dtype(classes["dtype"]))
@@ -261,8 +263,10 @@ def _is_classes(v) -> bool:
         kind = np.dtype(v["dtype"]).kind
     except TypeError:
         return False
+    # Object dtype: text labels as pandas gives them (object, string or
+    # category Series), loaded back as the same object array.
     return (
-        kind in "biufU"
+        kind in "biufUO"
         and isinstance(v["values"], list)
         and all(_is_label(label) for label in v["values"])
     )
@@ -278,8 +282,8 @@ _TOP_LEVEL = {
 _FITTED = {
     "classes_": (
         _is_classes,
-        "{'dtype': a numpy dtype of numbers, booleans or strings, 'values': a "
-        "list of labels}",
+        "{'dtype': a numpy dtype of numbers, booleans, strings or objects, "
+        "'values': a list of labels}",
     ),
     "feature_names_in_": (
         lambda v: (
@@ -442,6 +446,28 @@ def _read_optimizer_state(zf: zipfile.ZipFile, path: Path) -> list | None:
             "holds arrays that are not numbers."
         )
     return state
+
+
+def _check_optimizer_state(state: list, encoder, path: Path) -> None:
+    """The stored optimizer state fits the stored encoder (Adam's two moments
+    per trainable weight, in the weights' order, beside scalars such as the
+    step count) and holds only finite numbers: ``partial_fit`` would otherwise
+    fail deep in Keras, or train the encoder into NaN without an error."""
+    moments = [tuple(a.shape) for a in state if a.ndim]
+    expected = [tuple(w.shape) for w in encoder.trainable_weights for _ in (0, 1)]
+    if moments != expected:
+        shown = repr(moments)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise ValueError(
+            f"{path} is not a valid sktriplet model file: its optimizer state "
+            f"holds arrays of shapes {shown}, which do not fit its encoder "
+            f"({len(expected) // 2} trainable weights need two moments each)."
+        )
+    if not all(np.isfinite(a).all() for a in state):
+        raise ValueError(
+            f"{path} is not a valid sktriplet model file: its optimizer state "
+            "holds values that are not finite (NaN or infinity)."
+        )
 
 
 def _warn_if_code_is_needed(encoder) -> None:

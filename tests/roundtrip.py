@@ -30,6 +30,22 @@ TENSORFLOW_ONLY = ("strategy",)
 # Kinds whose loaded model continues training with partial_fit, checked against
 # the fitting process continuing its own.
 CONTINUED = ("mlp", "partial_fit", "multilabel")
+# The round-trip matrix: every kind of label that fit accepts, fitted with a
+# schedule that ends below learning_rate (so that a loaded model's partial_fit
+# shows which rate it continues at), saved, loaded in a new process,
+# transformed, scored and continued in each format.
+LABEL_KINDS = (
+    "y_int",
+    "y_str",
+    "y_object",
+    "y_pandas_string",
+    "y_category",
+    "y_Int64",
+    "y_bool",
+    "y_float",
+    "y_multilabel_sparse",
+    "y_partly_labelled",
+)
 
 
 def _digits():
@@ -61,11 +77,37 @@ def _data(kind: str):
         return X, np.where(np.arange(len(y)) % 2 == 0, codes, -1)
     if kind == "conv":
         return X.reshape(-1, 8, 8, 1), y
+    if kind.startswith("y_"):
+        return X, _labels(kind, y)
     if kind == "dataframe":
         import pandas as pd
 
         return pd.DataFrame(X, columns=[f"px{i}" for i in range(64)]), y
     return X, y
+
+
+def _labels(kind: str, letters: np.ndarray):
+    """The labels of the digits (letters ``a`` to ``j``) as ``kind`` gives them."""
+    import pandas as pd
+    import scipy.sparse as sp
+
+    codes = np.searchsorted(np.unique(letters), letters)
+    return {
+        "y_int": lambda: codes,
+        "y_str": lambda: letters,
+        "y_object": lambda: pd.Series(letters, dtype=object),
+        "y_pandas_string": lambda: pd.Series(letters, dtype="string"),
+        "y_category": lambda: pd.Series(letters, dtype="category"),
+        "y_Int64": lambda: pd.Series(codes, dtype="Int64"),
+        "y_bool": lambda: codes % 2 == 0,
+        "y_float": lambda: codes.astype(float),
+        "y_multilabel_sparse": lambda: sp.csr_matrix(
+            np.column_stack([codes[:, None] == np.arange(10), codes < 5]).astype(
+                np.uint8
+            )
+        ),
+        "y_partly_labelled": lambda: np.where(np.arange(len(codes)) % 3, codes, -1),
+    }[kind]()
 
 
 def fit(kind: str):
@@ -77,6 +119,8 @@ def fit(kind: str):
         return TripletEmbedder(**quick).fit(X, y)
     if kind == "keras_model":
         return TripletEmbedder(encoder=_stock_encoder(), **quick).fit(X, y)
+    if kind in LABEL_KINDS:
+        return TripletEmbedder(learning_rate_schedule="cosine", **quick).fit(X, y)
     if kind in ("mixed_float16", "mixed_bfloat16"):
         return TripletEmbedder(precision=kind, **quick).fit(X, y)
     if kind == "partial_fit":
@@ -101,6 +145,7 @@ KINDS = (
     "strategy",
     "multilabel",
     "partly_labelled",
+    *LABEL_KINDS,
 )
 
 
@@ -121,6 +166,7 @@ def _fitted_state(emb) -> dict:
     return {
         "params": params,
         "classes_": emb.classes_.tolist(),
+        "classes_dtype": str(emb.classes_.dtype),
         "history_": emb.history_,
         "n_components_": int(emb.n_components_),
         "n_iter_": int(emb.n_iter_),
@@ -139,6 +185,7 @@ def save(folder: Path) -> None:
         emb = fit(kind)
         stem = folder / f"{backend}-{kind}"
         np.save(f"{stem}.fitted.npy", emb.transform(_data(kind)[0]))
+        np.save(f"{stem}.score.npy", emb.score(*_data(kind)))
         Path(f"{stem}.fitted.json").write_text(json.dumps(_fitted_state(emb)))
         save_model(emb, f"{stem}.sktriplet")
         emb.set_params(strategy=None)  # a strategy is this process's: see pickle
@@ -148,7 +195,7 @@ def save(folder: Path) -> None:
             np.save(
                 f"{stem}.refit.npy", emb.fit(*_data(kind)).transform(_data(kind)[0])
             )
-        if kind in CONTINUED:  # so does one more epoch of partial_fit
+        if kind in CONTINUED + LABEL_KINDS:  # so does one more partial_fit
             X, y = _data(kind)
             np.save(f"{stem}.continued.npy", emb.partial_fit(X, y).transform(X))
 
@@ -167,14 +214,19 @@ def load(folder: Path) -> None:
         writer, kind = Path(stem).name.split("-", 1)
         formats = FORMATS if writer == backend else CROSS_BACKEND_FORMATS
         for fmt in formats:
-            emb = readers[fmt](f"{stem}.{fmt}")
             out = f"{stem}.{fmt}.loaded-by-{backend}"
+            try:
+                emb = readers[fmt](f"{stem}.{fmt}")
+            except Exception as exc:  # the test of this file names it
+                Path(f"{out}.error.txt").write_text(f"{type(exc).__name__}: {exc}")
+                continue
             np.save(f"{out}.npy", emb.transform(_data(kind)[0]))
+            np.save(f"{out}.score.npy", emb.score(*_data(kind)))
             Path(f"{out}.json").write_text(json.dumps(_fitted_state(emb)))
             if kind == "keras_model" and fmt == "sktriplet" and writer == backend:
                 refit = emb.fit(*_data(kind)).transform(_data(kind)[0])
                 np.save(f"{out}.refit.npy", refit)
-            if kind in CONTINUED and writer == backend:
+            if kind in CONTINUED + LABEL_KINDS and writer == backend:
                 X, y = _data(kind)
                 np.save(f"{out}.continued.npy", emb.partial_fit(X, y).transform(X))
 

@@ -35,6 +35,7 @@ from test_encoders import Subclassed  # noqa: E402
 from test_persistence import (  # noqa: E402
     _rewrite_encoder_config,
     _rewrite_metadata,
+    _rewrite_optimizer_state,
     _set,
     use_os_system,
 )
@@ -198,6 +199,15 @@ def _rewritten(change) -> Path:
     target = _folder() / f"changed-{abs(hash(change))}.sktriplet"
     _rewrite_metadata(_model_file(), target, change)
     return target
+
+
+def _load_with_optimizer_state(change):
+    def run():
+        target = _folder() / f"optimizer-{abs(hash(change))}.sktriplet"
+        _rewrite_optimizer_state(_model_file(), target, change)
+        return load(target)
+
+    return run
 
 
 def _load_with_os_system():
@@ -397,6 +407,10 @@ CASES = {
     ],
     "``load`` of a file whose encoder does not match": [
         lambda: load(_rewritten(_set("fitted", "n_components_", value=4)))
+    ],
+    "``load`` of a file whose optimizer state does not fit": [
+        _load_with_optimizer_state(lambda a: a[..., :1] if a.ndim else a),
+        _load_with_optimizer_state(lambda a: a * np.inf),
     ],
     "``load`` of a file whose encoder needs code to load": [
         _load_with_os_system,

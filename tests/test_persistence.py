@@ -260,7 +260,7 @@ def _set(*keys, value):
             "'fitted.sample_shape' must be a list of integers >= 1",
         ),
         (
-            _set("fitted", "classes_", value={"dtype": "|O", "values": [0, 1]}),
+            _set("fitted", "classes_", value={"dtype": "<M8[s]", "values": [0, 1]}),
             "'fitted.classes_' must be {'dtype': a numpy dtype",
         ),
         (
@@ -359,3 +359,45 @@ def test_a_function_outside_keras_in_the_encoder_is_refused_by_name(saved, tmp_p
     message = str(raised.value)
     assert "it names os.system (in layer 'hidden_0')" in message, message
     assert "keras.src" not in message and "<class" not in message, message
+
+
+def _rewrite_optimizer_state(src, dst, change):
+    """``src`` with each array of its optimizer state replaced by ``change(a)``."""
+    import io
+
+    def rewrite(data):
+        with np.load(io.BytesIO(data)) as npz:
+            arrays = [change(npz[f"arr_{i}"]) for i in range(len(npz.files))]
+        out = io.BytesIO()
+        np.savez(out, *arrays)
+        return out.getvalue()
+
+    _rewrite_member(src, dst, "optimizer.npz", rewrite)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda a: a[..., :1] if a.ndim else a,
+            "its optimizer state holds arrays of shapes [(64, 1), (64, 1)",
+        ),
+        (
+            lambda a: np.full_like(a, np.nan) if a.dtype.kind == "f" else a,
+            "its optimizer state holds values that are not finite (NaN or infinity)",
+        ),
+    ],
+    ids=["wrong shapes", "NaN"],
+)
+def test_load_checks_the_optimizer_state_against_the_encoder(
+    saved, tmp_path, change, message
+):
+    """Arrays that do not fit the encoder would fail in Keras's variable.assign
+    at the next partial_fit, without naming the file; NaN moments would train
+    the encoder into NaN without an error (issue 44, item 3)."""
+    path, _, _ = saved
+    bad = tmp_path / "bad.sktriplet"
+    _rewrite_optimizer_state(path, bad, change)
+    with pytest.raises(ValueError, match=re.escape(message)) as raised:
+        load(bad)
+    assert str(raised.value).startswith(f"{bad} is not a valid sktriplet model file")

@@ -510,6 +510,28 @@ def test_partial_fit_continues_training_and_accepts_new_classes(digits, quick):
     assert steps == 10
 
 
+@pytest.mark.parametrize("model", ["newly built", "reused from the pool"])
+def test_partial_fit_trains_at_learning_rate_after_a_schedule_lowered_it(
+    digits, quick, model, monkeypatch
+):
+    """The optimizer state that partial_fit continues holds the rate the
+    fit's schedule ended at; the call trains at learning_rate all the same,
+    whether its Keras model is built anew (as in a process that loaded the
+    model) or taken from the pool (issue 44, item 2)."""
+    from collections import OrderedDict
+
+    from sktriplet.keras import training
+
+    X, y = digits
+    emb = TripletEmbedder(**{**quick, "learning_rate_schedule": "cosine"}).fit(X, y)
+    assert emb.history_["learning_rate"][-1] < emb.learning_rate / 2
+    for _ in range(2):
+        if model == "newly built":
+            monkeypatch.setattr(training, "_POOL", OrderedDict())
+        emb.partial_fit(X, y)
+        assert emb.history_["learning_rate"][-1] == pytest.approx(emb.learning_rate)
+
+
 def test_partial_fit_validates_its_parameters_on_every_call(digits, quick):
     X, y = digits
     emb = TripletEmbedder(**quick).partial_fit(X, y)

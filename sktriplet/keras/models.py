@@ -164,24 +164,36 @@ class SiameseModel(keras.Model):
         state.assign(np.array([seed, 0], dtype=seed_dtype))
         for variable in self.optimizer.variables:
             variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
-        self.set_optimizer_state(optimizer_state)
-        self.optimizer.learning_rate = learning_rate
+        self.set_optimizer_state(optimizer_state, learning_rate)
 
     def optimizer_state(self) -> list:
         """The optimizer's variables (step count, moments), as numpy arrays."""
         return [keras.ops.convert_to_numpy(v) for v in self.optimizer.variables]
 
-    def set_optimizer_state(self, state) -> None:
+    def set_optimizer_state(self, state, learning_rate: float) -> None:
         """Continue from ``state``, what :meth:`optimizer_state` returned for a
-        model of the same architecture, as ``partial_fit`` does between calls.
-        None, or a state of another optimizer, leaves the optimizer as it is."""
-        if state is None:
-            return
-        if not self.optimizer.built:
-            self.optimizer.build(self.trainable_variables)
-        if len(state) == len(self.optimizer.variables):
-            for variable, value in zip(self.optimizer.variables, state):
-                variable.assign(value)
+        model of the same architecture, as ``partial_fit`` does between calls,
+        at ``learning_rate``: the rate is the caller's, never the one a
+        schedule had reached when the state was taken, so that a newly built
+        model and a reused one train alike.  None, or a state of another
+        optimizer (another number of variables), keeps the optimizer's state;
+        a state whose arrays do not fit its variables is refused."""
+        if state is not None:
+            if not self.optimizer.built:
+                self.optimizer.build(self.trainable_variables)
+            variables = self.optimizer.variables
+            if len(state) == len(variables):
+                shapes = [tuple(np.shape(v)) for v in state]
+                expected = [tuple(v.shape) for v in variables]
+                if shapes != expected:
+                    raise ValueError(
+                        "The optimizer state to continue from does not fit this "
+                        f"encoder: its arrays have shapes {shapes}, the "
+                        f"optimizer's variables {expected}."
+                    )
+                for variable, value in zip(variables, state):
+                    variable.assign(value)
+        self.optimizer.learning_rate = learning_rate
 
     def call(self, inputs, training=None):
         return self.encoder(inputs, training=training)

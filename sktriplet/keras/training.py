@@ -181,7 +181,7 @@ def siamese_model_for(
             # TensorFlow traces the step twice, to let the first trace create
             # them (a first fit's largest cost after XLA's compile).
             model.optimizer.build(model.trainable_variables)
-            model.set_optimizer_state(optimizer_state)
+            model.set_optimizer_state(optimizer_state, plan.learning_rate)
     try:
         yield model
     finally:
