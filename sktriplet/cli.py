@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._files import check_output_path, replacing
+from ._files import check_output_path, writing
 from .console import quiet_framework_start
 
 
@@ -45,12 +45,30 @@ def _check_input(path: str) -> None:
 
 
 def _check_output(path: str) -> None:
-    """Refuse an output path that cannot be written, before any work."""
+    """Refuse an output path that cannot be written, before any work ("-" is
+    standard output)."""
+    if path == STDOUT:
+        return
     try:
         check_output_path(path)
     except OSError as exc:
         where = "" if exc.filename == path else f" ({exc.filename})"
         raise CommandError(f"cannot write {path}: {exc.strerror}{where}") from None
+
+
+STDOUT = "-"  # --output -: write to standard output, and report on stderr
+
+
+def _output(path: str, binary: bool = True):
+    """Where ``--output`` writes: standard output for "-", else the path."""
+    if path != STDOUT:
+        return path
+    return sys.stdout.buffer if binary else sys.stdout
+
+
+def _report(args, message: str) -> None:
+    """The command's closing line: on stderr when the output is stdout."""
+    print(message, file=sys.stderr if args.output == STDOUT else sys.stdout)
 
 
 def _read_csv(path: str) -> tuple[list[str], list[list[str]]]:
@@ -158,11 +176,12 @@ def _fit(args) -> Callable[[], None]:
         except (ValueError, FloatingPointError) as exc:
             raise CommandError(str(exc).splitlines()[0]) from None
         embedder.feature_names_in_ = np.asarray(columns, dtype=object)
-        save(embedder, args.output)
+        save(embedder, _output(args.output))
         skipped = f" ({left_out} unlabelled rows left out)" if left_out else ""
-        print(
+        _report(
+            args,
             f"trained on {len(X)} rows{skipped}, {len(columns)} features, "
-            f"{len(embedder.classes_)} {kind}; model written to {args.output}"
+            f"{len(embedder.classes_)} {kind}; model written to {args.output}",
         )
 
     return train
@@ -257,11 +276,13 @@ def _transform(args) -> Callable[[], None]:
         except ValueError as exc:
             raise CommandError(str(exc).splitlines()[0]) from None
         E = embedder._encoder.embed(X, embedder.device)  # columns checked above
-        with replacing(args.output, "w", newline="") as f:
+        with writing(_output(args.output, binary=False), "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow([f"dim{i}" for i in range(E.shape[1])])
             writer.writerows(E.tolist())
-        print(f"embedded {len(E)} rows into {E.shape[1]} dimensions: {args.output}")
+        _report(
+            args, f"embedded {len(E)} rows into {E.shape[1]} dimensions: {args.output}"
+        )
 
     return embed
 
@@ -283,10 +304,12 @@ def _export(args) -> Callable[[], None]:
         from .onnx import export
 
         try:
-            export(load(args.model), args.output)
+            export(load(args.model), _output(args.output))
         except (ImportError, ValueError) as exc:
             raise CommandError(str(exc).splitlines()[0]) from None
-        print(f"wrote the ONNX model (input X, output embedding): {args.output}")
+        _report(
+            args, f"wrote the ONNX model (input X, output embedding): {args.output}"
+        )
 
     return export
 
@@ -321,7 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="name of the label column",
     )
-    fit.add_argument("--output", required=True, help="model file to write")
+    fit.add_argument(
+        "--output", required=True, help="model file to write (- for standard output)"
+    )
     fit.add_argument(
         "--label-separator",
         metavar="SEP",
@@ -396,7 +421,9 @@ def _model_command(commands, run, summary: str, description: str, output: str):
         run.__name__.lstrip("_"), help=summary, description=description
     )
     command.add_argument("model", help="model file written by 'sktriplet fit'")
-    command.add_argument("--output", required=True, help=output)
+    command.add_argument(
+        "--output", required=True, help=f"{output} (- for standard output)"
+    )
     command.set_defaults(run=run)
     return command
 

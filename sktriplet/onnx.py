@@ -30,7 +30,7 @@ import os
 
 import numpy as np
 
-from ._files import replacing
+from ._files import writing
 
 __all__ = ["export", "register", "to_onnx"]
 
@@ -112,7 +112,7 @@ def export(estimator, path: str | os.PathLike, **kwargs) -> None:
     """Write :func:`to_onnx` of ``estimator`` to ``path``, replacing the file
     only once it is complete (see :func:`sktriplet.save`)."""
     model = to_onnx(estimator, **kwargs)
-    with replacing(path) as f:
+    with writing(path) as f:
         f.write(model.SerializeToString())
 
 

@@ -28,11 +28,11 @@ import tempfile
 import zipfile
 from numbers import Integral, Real
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
-from ._files import replacing
+from ._files import writing
 from ._warnings import user_stacklevel
 
 if TYPE_CHECKING:  # imported where used: read_metadata needs neither
@@ -51,7 +51,7 @@ _RUNTIME_PARAMS = ("callbacks", "strategy")
 _ENCODER_KINDS = ("default", "callable", "keras_model")
 
 
-def save(estimator: TripletEmbedder, path: str | os.PathLike) -> None:
+def save(estimator: TripletEmbedder, path: str | os.PathLike | IO[bytes]) -> None:
     """Write a fitted ``estimator`` to ``path`` in the safe sktriplet format.
 
     The file at ``path`` is replaced only once the new one is complete: if the
@@ -62,8 +62,11 @@ def save(estimator: TripletEmbedder, path: str | os.PathLike) -> None:
     ----------
     estimator : TripletEmbedder
         A fitted estimator.
-    path : str or path-like
-        The file to write (conventionally ending in ``.sktriplet``).
+    path : str, path-like or binary file object
+        The file to write (conventionally ending in ``.sktriplet``).  A
+        symbolic link keeps pointing to the file it names, which is the one
+        replaced; a path that is no regular file (a device, a pipe) is written
+        directly; an open binary file object is written as it is.
 
     Raises
     ------
@@ -144,7 +147,7 @@ def save(estimator: TripletEmbedder, path: str | os.PathLike) -> None:
     # beside it, fsync, os.replace): a failed save leaves the old model whole.
     with (
         tempfile.TemporaryDirectory() as tmp,
-        replacing(path) as file,
+        writing(path) as file,
         zipfile.ZipFile(file, "w") as zf,
     ):
         zf.writestr(_METADATA, text)

@@ -459,3 +459,24 @@ def test_help_says_once_what_marks_an_unlabelled_row():
     flat = " ".join(out.split())
     assert flat.count("empty label cell") == flat.count("-1") == 1, flat
     assert "An empty label cell marks an unlabelled row, and so does -1" in flat
+
+
+def test_output_minus_writes_to_standard_output(data_csv, tmp_path):
+    """``--output -`` writes the model (fit) and the embedding (transform) to
+    standard output, the report to stderr, and replaces no file named "-"
+    (issue 44, item 4): the model piped out of one process loads in another."""
+    fit = subprocess.run(
+        [sys.executable, "-m", "sktriplet.cli", "fit", str(data_csv),
+         "--target", "label", "--epochs", "2", "--output", "-"],
+        capture_output=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert fit.returncode == 0, fit.stderr
+    assert b"model written to -" in fit.stderr
+    model = tmp_path / "model.sktriplet"
+    model.write_bytes(fit.stdout)
+    transform = _command("transform", str(model), str(data_csv), "--output", "-")
+    assert transform.returncode == 0, transform.stderr
+    rows = list(csv.reader(transform.stdout.splitlines()))
+    assert rows[0] == [f"dim{i}" for i in range(32)] and len(rows) == 301
+    assert "embedded 300 rows" in transform.stderr
+    assert not (tmp_path / "-").exists()

@@ -5,7 +5,9 @@ are in ``test_round_trips.py``.
 """
 
 import json
+import os
 import re
+import stat
 import zipfile
 
 import numpy as np
@@ -401,3 +403,40 @@ def test_load_checks_the_optimizer_state_against_the_encoder(
     with pytest.raises(ValueError, match=re.escape(message)) as raised:
         load(bad)
     assert str(raised.value).startswith(f"{bad} is not a valid sktriplet model file")
+
+
+def test_save_through_a_link_replaces_the_file_it_names(saved, tmp_path):
+    """A model path that is a symbolic link stays a link: the file it names is
+    the one replaced, and no stale copy is left behind (issue 44, item 4)."""
+    path, X, expected = saved
+    real = tmp_path / "models" / "real.sktriplet"
+    real.parent.mkdir()
+    real.write_bytes(b"an older model")
+    link = tmp_path / "current.sktriplet"
+    link.symlink_to(real)
+    save(load(path), link)
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    np.testing.assert_array_equal(load(real).transform(X), expected)
+    assert sorted(os.listdir(real.parent)) == ["real.sktriplet"]
+
+
+def test_save_onto_a_pipe_writes_through_it_and_leaves_the_pipe(saved, tmp_path):
+    """A target that is no regular file (a pipe here; a device such as
+    /dev/full alike) is written directly, never replaced by a regular file:
+    renaming over a device node would take it from every program (item 4)."""
+    import threading
+
+    path, X, expected = saved
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    received = []
+    reader = threading.Thread(
+        target=lambda: received.append(pipe.read_bytes()), daemon=True
+    )
+    reader.start()
+    save(load(path), pipe)
+    reader.join(timeout=60)
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode)
+    copy = tmp_path / "copy.sktriplet"
+    copy.write_bytes(received[0])
+    np.testing.assert_array_equal(load(copy).transform(X), expected)
