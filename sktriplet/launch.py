@@ -23,10 +23,15 @@ before anything else runs on JAX::
     python -m sktriplet.launch --processes 2 --process-id 0 \\
         --coordinator host0:12355 train.py
 
-The launcher runs the script under ``KERAS_BACKEND=jax``.  When a process
-fails, the launcher stops the others on its host and exits with an error that
-names the process; the processes on other hosts stop within
-``--heartbeat-timeout`` seconds, when JAX's runtime misses the lost one.
+The launcher runs the script under ``KERAS_BACKEND=jax``, whatever the
+environment says.  It checks its arguments, and that the coordinator's port is
+free on the host of process 0, before it starts anything.  When a process
+fails, whatever the others are blocked in (a collective, JAX's shutdown
+barrier), the launcher stops the others on its host within seconds and exits
+with one line that names the process and why it failed (the exception a script
+raised, or the signal or status it ended with); the processes on other hosts
+stop within ``--heartbeat-timeout`` seconds, when JAX's runtime misses the lost
+one.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 __all__ = ["initialize", "main"]
@@ -46,6 +52,7 @@ COORDINATOR = "SKTRIPLET_COORDINATOR"
 PROCESSES = "SKTRIPLET_PROCESSES"
 PROCESS_ID = "SKTRIPLET_PROCESS_ID"
 HEARTBEAT = "SKTRIPLET_HEARTBEAT_TIMEOUT"
+FAILURE = "SKTRIPLET_FAILURE_FILE"  # where a process writes why it failed
 
 
 def initialize() -> tuple[int, int]:
@@ -67,6 +74,7 @@ def initialize() -> tuple[int, int]:
         )
     import jax
 
+    _exit_at_once_on_failure()
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     processes, process_id = int(os.environ[PROCESSES]), int(os.environ[PROCESS_ID])
     jax.distributed.initialize(
@@ -76,6 +84,29 @@ def initialize() -> tuple[int, int]:
         heartbeat_timeout_seconds=int(os.environ.get(HEARTBEAT, 30)),
     )
     return process_id, processes
+
+
+def _exit_at_once_on_failure() -> None:
+    """End this process as soon as the script raises, with status 1: an
+    interpreter that exits normally first waits in JAX's shutdown barrier for
+    the other processes, which may themselves wait for this one in a
+    collective, so the run would never end.  The reason goes to the launcher
+    in one line (the traceback to stderr, as usual)."""
+    hook = sys.excepthook
+
+    def excepthook(kind, value, traceback):
+        hook(kind, value, traceback)
+        reason = f"{kind.__name__}: {value}".strip().splitlines()[0]
+        try:
+            with open(os.environ[FAILURE], "w") as f:
+                f.write(reason[:300])
+        except (KeyError, OSError):
+            pass
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(1)
+
+    sys.excepthook = excepthook
 
 
 def _free_port() -> int:
@@ -111,15 +142,21 @@ def run(command: list[str], processes: int, ids: list[int], coordinator: str,
         heartbeat: int) -> int:  # fmt: skip
     """Run ``command`` as the processes ``ids`` of ``processes``; stop them all
     when one fails.  Returns the exit status: 0 when every one succeeded."""
+    with tempfile.TemporaryDirectory(prefix="sktriplet-launch-") as reasons:
+        return _run(command, processes, ids, coordinator, heartbeat, reasons)
+
+
+def _run(command, processes, ids, coordinator, heartbeat, reasons) -> int:
     running = {}
     for process_id in ids:
         env = {
             **os.environ,
-            "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "jax"),
+            "KERAS_BACKEND": "jax",
             COORDINATOR: coordinator,
             PROCESSES: str(processes),
             PROCESS_ID: str(process_id),
             HEARTBEAT: str(heartbeat),
+            FAILURE: os.path.join(reasons, f"process-{process_id}.txt"),
         }
         running[process_id] = subprocess.Popen(command, env=env)
     try:
@@ -139,9 +176,10 @@ def run(command: list[str], processes: int, ids: list[int], coordinator: str,
                         if others
                         else "no other process on this host was still running"
                     )
+                    why = _reason(reasons, process_id)
                     print(
                         f"sktriplet launch: process {process_id} of {processes} "
-                        f"{_status(code)}; {stopped}.",
+                        f"{_status(code)}{why}; {stopped}.",
                         file=sys.stderr,
                     )
                     return 1
@@ -150,6 +188,37 @@ def run(command: list[str], processes: int, ids: list[int], coordinator: str,
         _stop(running)
         return 130
     return 0
+
+
+def _reason(folder: str, process_id: int) -> str:
+    """`` (the exception)`` that the process wrote before it ended, or ""."""
+    try:
+        with open(os.path.join(folder, f"process-{process_id}.txt")) as f:
+            reason = f.read().strip()
+    except OSError:
+        return ""
+    return f" ({reason})" if reason else ""
+
+
+def _coordinator(parser, address: str, binds_here: bool) -> str:
+    """``host:port`` checked: a port in 1..65535, free on this machine when
+    process 0 runs here (it binds the port)."""
+    host, colon, port = address.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        parser.error(
+            f"--coordinator must be host:port with a port from 1 to 65535; got "
+            f"{address!r}"
+        )
+    if binds_here:
+        with socket.socket() as s:
+            try:
+                s.bind(("", int(port)))
+            except OSError as exc:
+                parser.error(
+                    f"the coordinator's port {port} cannot be used on this machine "
+                    f"({exc.strerror}); choose another --coordinator port"
+                )
+    return address
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,6 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.processes < 1:
         parser.error(f"--processes must be 1 or more; got {args.processes}")
+    if args.heartbeat_timeout < 1:
+        parser.error(
+            f"--heartbeat-timeout must be 1 second or more; got "
+            f"{args.heartbeat_timeout}"
+        )
     if args.process_id is None:
         ids, coordinator = list(range(args.processes)), args.coordinator
         coordinator = coordinator or f"localhost:{_free_port()}"
@@ -197,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         ids, coordinator = [args.process_id], args.coordinator
     if not os.path.isfile(args.script):
         parser.error(f"no script at {args.script}")
+    if args.coordinator is not None:
+        _coordinator(parser, coordinator, binds_here=0 in ids)
     command = [sys.executable, args.script, *args.args]
     return run(command, args.processes, ids, coordinator, args.heartbeat_timeout)
 

@@ -254,6 +254,17 @@ def _plot_multilabel():
     return plot_embedding(_fitted(), X, np.eye(3, dtype=int)[Y])
 
 
+def _launch_on_a_taken_port():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = ["--processes", "2", "--coordinator", f"localhost:{port}", __file__]
+        return _exit_status(launch.main, argv)()
+
+
 def _cli(*args):
     return lambda: main([str(a) for a in args])
 
@@ -429,6 +440,21 @@ CASES = {
     "``python -m sktriplet.launch`` of a script": [
         _exit_status(launch.main, ["--processes", "2", "no-such-script.py"])
     ],
+    "``python -m sktriplet.launch`` with a coordinator that is not": [
+        _exit_status(
+            launch.main, ["--processes", "2", "--coordinator", "localhost", __file__]
+        ),
+        _exit_status(
+            launch.main, ["--processes", "2", "--heartbeat-timeout", "0", __file__]
+        ),
+        _launch_on_a_taken_port,
+    ],  # fmt: skip
+    "``python -m sktriplet.launch``: a script that raises": (
+        "test_launch.py::test_a_script_that_raises_ends_the_run_at_once_and_says_why"
+    ),
+    "``strategy=keras.distribution.DataParallel()`` with a ``batch_size``": (
+        "test_launch.py::test_a_batch_the_processes_cannot_split_fails_before_training"
+    ),
     "``pickle`` of an estimator whose ``strategy`` is set": [
         lambda: pickle.dumps(
             _fitted().set_params(

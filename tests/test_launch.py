@@ -79,3 +79,111 @@ def test_launcher_refuses_a_missing_script_in_one_line(tmp_path):
     assert run.returncode == 2
     assert f"no script at {tmp_path / 'nope.py'}" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def _script(tmp_path, body: str) -> str:
+    path = tmp_path / "script.py"
+    path.write_text(
+        "from sktriplet import launch\nprocess, processes = launch.initialize()\n"
+        + body
+    )
+    return str(path)
+
+
+def test_a_script_that_raises_ends_the_run_at_once_and_says_why(tmp_path):
+    """Process 1 raises while process 0 is busy (blocked in a collective in a
+    real fit): the run ends within seconds, not when process 0 finishes, and
+    the launcher's one line names the process and the exception.  The script
+    runs on JAX even when the user's environment names another backend
+    (issue 44, item 5)."""
+    script = _script(
+        tmp_path,
+        "import time, keras\n"
+        "open(f'{__file__}.{process}.backend', 'w').write(keras.backend.backend())\n"
+        "if process == 1:\n"
+        "    raise RuntimeError('bad data in process 1')\n"
+        "time.sleep(600)\n",
+    )
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    start = time.monotonic()
+    run = subprocess.run(
+        [sys.executable, "-m", "sktriplet.launch", "--processes", "2", script],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert time.monotonic() - start < 60
+    assert run.returncode == 1
+    line = run.stderr.strip().splitlines()[-1]
+    assert line == (
+        "sktriplet launch: process 1 of 2 exited with status 1 (RuntimeError: "
+        "bad data in process 1); stopped the 1 other process on this host."
+    ), run.stderr[-3000:]
+    assert Path(f"{script}.1.backend").read_text() == "jax"
+
+
+def test_a_batch_the_processes_cannot_split_fails_before_training(tmp_path):
+    """Three processes and the default batch of 256: a ValueError that says
+    what to use, in every process, before model.fit starts."""
+    script = _script(
+        tmp_path,
+        "import keras, numpy as np\n"
+        "from sktriplet import TripletEmbedder\n"
+        "X = np.random.RandomState(0).normal(size=(300, 4)).astype('float32')\n"
+        "emb = TripletEmbedder(epochs=1, strategy=keras.distribution.DataParallel())\n"
+        "emb.fit(X, np.arange(300) % 3)\n",
+    )
+    run = _launch("--processes", "3", script)
+    assert run.returncode == 1
+    assert (
+        "(ValueError: batch_size=256 does not split evenly over the 3 devices of "
+        "strategy=DataParallel(...) (3 processes); use a multiple of 3, such as "
+        "batch_size=255.)"
+    ) in run.stderr, run.stderr[-3000:]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--coordinator", "localhost"],
+            "--coordinator must be host:port with a port from 1 to 65535; got "
+            "'localhost'",
+        ),
+        (
+            ["--coordinator", "localhost:70000"],
+            "--coordinator must be host:port with a port from 1 to 65535",
+        ),
+        (
+            ["--heartbeat-timeout", "-5"],
+            "--heartbeat-timeout must be 1 second or more; got -5",
+        ),
+    ],
+)
+def test_launcher_arguments_are_checked_before_anything_starts(
+    tmp_path, capsys, args, message
+):
+    from sktriplet import launch
+
+    script = _script(tmp_path, "raise SystemExit('the script must not run')\n")
+    with pytest.raises(SystemExit) as exited:
+        launch.main(["--processes", "2", *args, script])
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_coordinator_port_in_use_is_named_before_anything_starts(tmp_path, capsys):
+    import socket
+
+    from sktriplet import launch
+
+    script = _script(tmp_path, "raise SystemExit('the script must not run')\n")
+    with socket.socket() as taken:
+        taken.bind(("", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as exited:
+            launch.main(
+                ["--processes", "2", "--coordinator", f"localhost:{port}", script]
+            )
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"the coordinator's port {port} cannot be used on this machine" in err

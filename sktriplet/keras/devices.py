@@ -10,7 +10,14 @@ from contextlib import contextmanager
 
 import keras
 
-__all__ = ["distributed", "gpu_count", "is_distribution", "placement", "process_share"]
+__all__ = [
+    "check_global_batch",
+    "distributed",
+    "gpu_count",
+    "is_distribution",
+    "placement",
+    "process_share",
+]
 
 
 def is_distribution(strategy) -> bool:
@@ -30,6 +37,26 @@ def process_share(strategy) -> tuple[int, int]:
     import jax
 
     return jax.process_index(), jax.process_count()
+
+
+def check_global_batch(strategy, batch_size: int) -> None:
+    """Refuse a batch that a Keras distribution cannot split evenly over its
+    devices (one share a device, each process feeding its own), before any
+    process starts training: inside ``model.fit`` it fails with Keras's
+    sharding traceback in every process."""
+    if not is_distribution(strategy):
+        return
+    import jax
+
+    devices, processes = jax.device_count(), jax.process_count()
+    if batch_size % devices:
+        fits = max(batch_size // devices, 1) * devices
+        raise ValueError(
+            f"batch_size={batch_size} does not split evenly over the {devices} "
+            f"devices of strategy={type(strategy).__name__}(...) ({processes} "
+            f"process{'es' if processes > 1 else ''}); use a multiple of "
+            f"{devices}, such as batch_size={fits}."
+        )
 
 
 @contextmanager

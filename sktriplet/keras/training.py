@@ -261,6 +261,7 @@ def fit_encoder(plan, X, y, fitted: FittedEncoder | None = None) -> TrainingResu
     if plan.validation_rows is not None:
         rows = plan.validation_rows
         validation = (X[rows], y[rows], plan.metric, n_components)
+    devices.check_global_batch(plan.strategy, plan.batches.batch_size)
     share = devices.process_share(plan.strategy)
     with (
         own_traces(),
