@@ -100,20 +100,79 @@ def to_onnx(estimator, *, dtype=np.float32, target_opset: int | None = None):
         raise ValueError(f"dtype must be float32 or float64; got {dtype!r}.")
     register()
     shape = [None, *estimator._sample_shape]
-    return skl2onnx.to_onnx(
-        estimator,
-        initial_types=[("X", kind[np.dtype(dtype)](shape))],
-        final_types=[("embedding", kind[np.dtype(dtype)]([None, None]))],
-        target_opset=target_opset,
-    )
+    try:
+        model = skl2onnx.to_onnx(
+            estimator,
+            initial_types=[("X", kind[np.dtype(dtype)](shape))],
+            final_types=[("embedding", kind[np.dtype(dtype)]([None, None]))],
+            target_opset=target_opset,
+        )
+    except RuntimeError as exc:  # skl2onnx's own, for a graph it cannot assemble
+        raise ValueError(
+            "Cannot convert this encoder to ONNX: skl2onnx could not assemble "
+            f"the graph tf2onnx wrote for it ({_first_line(exc, 100)})."
+        ) from None
+    _check(model)
+    return model
 
 
 def export(estimator, path: str | os.PathLike, **kwargs) -> None:
     """Write :func:`to_onnx` of ``estimator`` to ``path``, replacing the file
-    only once it is complete (see :func:`sktriplet.save`)."""
+    only once it is complete (see :func:`sktriplet.save`).
+
+    Before anything is written, the model passes the ONNX checker and, where
+    onnxruntime is installed, embeds one row as ``transform`` does (within
+    1e-4); a ``ValueError`` says what failed, and the file is not written.
+    """
     model = to_onnx(estimator, **kwargs)
+    data = model.SerializeToString()
+    _check_runs_as_transform(estimator, data, kwargs.get("dtype", np.float32))
     with writing(path) as f:
-        f.write(model.SerializeToString())
+        f.write(data)
+
+
+def _first_line(exc: Exception, most: int) -> str:
+    text = f"{type(exc).__name__}: {str(exc).strip()}".splitlines()[0]
+    return text if len(text) <= most else text[: most - 3] + "..."
+
+
+def _check(model) -> None:
+    """The ONNX checker's verdict on ``model``, as the documented ValueError."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise ValueError(
+            "Cannot convert this encoder to ONNX: the converted model fails the "
+            f"ONNX checker ({_first_line(exc, 160)})."
+        ) from None
+
+
+def _check_runs_as_transform(estimator, data: bytes, dtype) -> None:
+    """One row (a fixed draw of the fitted sample shape) through onnxruntime,
+    held to ``transform``'s embedding; skipped without onnxruntime."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return
+    row = np.random.RandomState(0).normal(size=(1, *estimator._sample_shape))
+    row = row.astype(dtype)
+    try:
+        session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+        got = session.run(None, {session.get_inputs()[0].name: row})[0]
+    except Exception as exc:  # onnxruntime raises its own types
+        raise ValueError(
+            "Cannot convert this encoder to ONNX: onnxruntime refuses the "
+            f"converted model ({_first_line(exc, 160)})."
+        ) from None
+    expected = estimator.transform(row)
+    if got.shape != expected.shape or not np.allclose(got, expected, atol=1e-4):
+        raise ValueError(
+            "Cannot convert this encoder to ONNX: the converted model embeds a "
+            "row differently from transform (largest difference "
+            f"{float(np.max(np.abs(got - expected))):.3g})."
+        )
 
 
 def _shape_calculator(operator) -> None:
@@ -262,6 +321,7 @@ def _splice_keras(graph, estimator, x: str, out: str) -> None:
 
 def _keras_to_onnx(model, opset: int):
     """``model`` in inference mode (augmentation off) as an ONNX model, by tf2onnx."""
+    import onnx
     import tensorflow as tf
 
     try:
@@ -283,4 +343,19 @@ def _keras_to_onnx(model, opset: int):
             f"tf2onnx could not convert this encoder to ONNX ({type(exc).__name__}: "
             f"{first})."
         ) from None
+    # tf2onnx logs a TensorFlow op it cannot convert and keeps it in the graph
+    # under its TensorFlow name, which no ONNX runtime runs.
+    unknown = sorted(
+        {
+            node.op_type
+            for node in proto.graph.node
+            if node.domain in ("", "ai.onnx") and not onnx.defs.has(node.op_type)
+        }
+    )
+    if unknown:
+        raise ValueError(
+            "Cannot convert this encoder to ONNX: tf2onnx has no ONNX operator "
+            f"for TensorFlow's {', '.join(unknown)} (used by one of its layers or "
+            "activations, such as gelu's Erfc); use layers that tf2onnx converts."
+        )
     return proto

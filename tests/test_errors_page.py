@@ -265,6 +265,12 @@ def _launch_on_a_taken_port():
         return _exit_status(launch.main, argv)()
 
 
+def _onnx_of(build):
+    from sktriplet.onnx import to_onnx
+
+    return to_onnx(TripletEmbedder(**{**QUICK, "encoder": build()}).fit(X, Y))
+
+
 def _cli(*args):
     return lambda: main([str(a) for a in args])
 
@@ -485,6 +491,14 @@ CASES = {
         lambda: _fit_cli("text.csv", ["a", "b", "-1"] * 5),
         lambda: _fit_cli(
             "beside.csv", ["1|-1", "2", "1"] * 5, "--label-separator", "|"
+        ),
+    ],
+    "ONNX export (``onnx.to_onnx``, ``onnx.export``)": [
+        lambda: _onnx_of(_encoder((5,), keras.layers.Dense(4, activation="gelu"))),
+        lambda: _onnx_of(
+            _encoder(
+                (5,), lambda t: keras.layers.LSTM(3)(keras.layers.Reshape((5, 1))(t))
+            )
         ),
     ],
     "``plotting.plot_embedding`` of a multi-label ``y``": [_plot_multilabel],

@@ -1,5 +1,6 @@
 """ONNX export: onnxruntime gives what transform gives, alone and in a pipeline."""
 
+import re
 import subprocess
 import sys
 
@@ -142,3 +143,65 @@ def test_cli_export_of_a_missing_model_is_one_line(tmp_path, capsys):
         == f"sktriplet export: error: no such file: {tmp_path / 'nope.sktriplet'}"
     )
     assert not (tmp_path / "m.onnx").exists()
+
+
+def _gelu_encoder():
+    import keras
+
+    inputs = keras.Input((64,))
+    h = keras.layers.Dense(8, activation="gelu")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(4)(h))
+
+
+def _lstm_encoder():
+    import keras
+
+    inputs = keras.Input((64,))
+    h = keras.layers.LSTM(4)(keras.layers.Reshape((8, 8))(inputs))
+    return keras.Model(inputs, h)
+
+
+@pytest.mark.parametrize(
+    "encoder, message",
+    [
+        (_gelu_encoder, "tf2onnx has no ONNX operator for TensorFlow's Erfc"),
+        (_lstm_encoder, "skl2onnx could not assemble the graph tf2onnx wrote"),
+    ],
+    ids=["gelu", "lstm"],
+)
+def test_an_encoder_onnx_cannot_run_is_refused_before_a_file_is_written(
+    digits, quick, tmp_path, capsys, encoder, message
+):
+    """tf2onnx keeps an op it cannot convert (gelu's Erfc) in a graph that
+    onnxruntime refuses, and skl2onnx fails on an LSTM's graph with its own
+    RuntimeError: both are the documented ValueError, and ``sktriplet export``
+    says it in one line and writes nothing (issue 44, item 6)."""
+    from sktriplet import save
+    from sktriplet.cli import main
+
+    emb = TripletEmbedder(encoder=encoder(), **quick).fit(*digits)
+    with pytest.raises(ValueError, match=re.escape(message)) as raised:
+        sk_onnx.to_onnx(emb)
+    assert str(raised.value).startswith("Cannot convert this encoder to ONNX: ")
+    save(emb, tmp_path / "m.sktriplet")
+    capsys.readouterr()
+    code = main(["export", str(tmp_path / "m.sktriplet"), "--output",
+                 str(tmp_path / "m.onnx")])  # fmt: skip
+    assert code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("sktriplet export: error: Cannot convert this encoder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.sktriplet"]
+
+
+def test_export_checks_one_row_against_transform_before_writing(
+    digits, quick, tmp_path, monkeypatch
+):
+    """A converted model that embeds differently from transform is refused
+    before the file is written: the check export makes before it replaces it."""
+    emb = TripletEmbedder(**quick).fit(*digits)
+    transform = emb.transform
+    monkeypatch.setattr(emb, "transform", lambda X: transform(X) + 0.01)
+    (tmp_path / "m.onnx").write_bytes(b"the earlier export")
+    with pytest.raises(ValueError, match="embeds a row differently from transform"):
+        sk_onnx.export(emb, tmp_path / "m.onnx")
+    assert (tmp_path / "m.onnx").read_bytes() == b"the earlier export"
