@@ -518,23 +518,29 @@ def _load_keras(zf: zipfile.ZipFile, name: str, folder: str, path: Path):
     from .keras.models import CUSTOM_OBJECTS
 
     target = zf.extract(name, folder)
+    damaged = f"{path} is not a readable sktriplet model file: its {name} "
+    if not zipfile.is_zipfile(target):
+        raise ValueError(
+            damaged + "is not a Keras archive; the file may be damaged or truncated."
+        )
     try:
         return keras.saving.load_model(
             target, custom_objects=CUSTOM_OBJECTS, compile=False, safe_mode=True
         )
     except Exception as exc:  # Keras raises many types for a bad archive
         refused = _code_named_in(target)
-        reason = (
-            f"it names {refused}, which is neither Keras's nor sktriplet's, and "
-            "loading it could run code"
-            if refused
-            else f"{type(exc).__name__}: {_first_line(exc)}"
-        )
+        if not refused:  # damage, not code: say so, naming no temporary file
+            reason = _first_line(exc).replace(target, name)
+            raise ValueError(
+                damaged + f"could not be read ({type(exc).__name__}: {reason}); "
+                "the file may be damaged or truncated."
+            ) from None
         raise ValueError(
-            f"The encoder stored in {path} could not be loaded safely: {reason}. "
-            "Files that need code to load, such as Lambda layers or functions "
-            "outside Keras, are refused; load such a model only from a trusted "
-            "source, with pickle."
+            f"The encoder stored in {path} could not be loaded safely: it names "
+            f"{refused}, which is neither Keras's nor sktriplet's, and loading it "
+            "could run code. Files that need code to load, such as Lambda layers "
+            "or functions outside Keras, are refused; load such a model only "
+            "from a trusted source, with pickle."
         ) from None
 
 

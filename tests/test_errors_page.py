@@ -34,6 +34,7 @@ keras = pytest.importorskip("keras")
 from test_encoders import Subclassed  # noqa: E402
 from test_persistence import (  # noqa: E402
     _rewrite_encoder_config,
+    _rewrite_member,
     _rewrite_metadata,
     _rewrite_optimizer_state,
     _set,
@@ -208,6 +209,12 @@ def _load_with_optimizer_state(change):
         return load(target)
 
     return run
+
+
+def _load_with_a_damaged_encoder():
+    target = _folder() / "damaged.sktriplet"
+    _rewrite_member(_model_file(), target, "encoder.keras", lambda d: d[:100])
+    return load(target)
 
 
 def _load_with_os_system():
@@ -412,7 +419,10 @@ CASES = {
     "``load`` of a path that does not exist": [
         lambda: load(_folder() / "nowhere.sktriplet")
     ],
-    "``load`` of a damaged or foreign file": [lambda: load(__file__)],
+    "``load`` of a damaged or foreign file": [
+        lambda: load(__file__),
+        _load_with_a_damaged_encoder,
+    ],
     "``load`` of a file from a newer format version": [
         lambda: load(_rewritten(_set("format_version", value=99)))
     ],

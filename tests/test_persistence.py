@@ -440,3 +440,40 @@ def test_save_onto_a_pipe_writes_through_it_and_leaves_the_pipe(saved, tmp_path)
     copy = tmp_path / "copy.sktriplet"
     copy.write_bytes(received[0])
     np.testing.assert_array_equal(load(copy).transform(X), expected)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (
+            lambda data: data[: len(data) // 2],
+            "its encoder.keras is not a Keras archive",
+        ),
+        ("model.weights.h5", "its encoder.keras could not be read ("),
+    ],
+    ids=["truncated archive", "damaged weights"],
+)
+def test_a_damaged_encoder_is_named_as_damage_not_as_code(
+    saved, tmp_path, damage, message
+):
+    """The message names the user's file and the damage, never a temporary
+    file the user did not give, nor Lambda layers (issue 44, item 7)."""
+    import io
+
+    path, _, _ = saved
+    if isinstance(damage, str):  # truncate one member of the Keras archive
+
+        def truncate_member(data, member=damage):
+            out = io.BytesIO()
+            _rewrite_member(io.BytesIO(data), out, member, lambda d: d[: len(d) // 3])
+            return out.getvalue()
+
+        damage = truncate_member
+    bad = tmp_path / "bad.sktriplet"
+    _rewrite_member(path, bad, "encoder.keras", damage)
+    with pytest.raises(ValueError) as raised:
+        load(bad)
+    text = str(raised.value)
+    assert text.startswith(f"{bad} is not a readable sktriplet model file: "), text
+    assert message in text and "damaged or truncated" in text, text
+    assert "Lambda" not in text and "/tmp" not in text.replace(str(bad), ""), text
