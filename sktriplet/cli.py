@@ -164,7 +164,7 @@ def _fit(args) -> Callable[[], None]:
         raise CommandError(f"{args.data} has no feature column besides the target")
     X = _features(args.data, header, body, [header.index(c) for c in columns])
     cells = [row[header.index(args.target)] for row in body]
-    y, keep, kind = _labels(cells, args.target, args.label_separator)
+    y, keep, kind, text = _labels(cells, args.target, args.label_separator)
     X, left_out = X[keep], int(np.sum(~keep))
 
     def train() -> None:
@@ -176,6 +176,8 @@ def _fit(args) -> Callable[[], None]:
         except (ValueError, FloatingPointError) as exc:
             raise CommandError(str(exc).splitlines()[0]) from None
         embedder.feature_names_in_ = np.asarray(columns, dtype=object)
+        if text is not None:  # the codes of text labels beside empty cells
+            embedder.classes_ = text[embedder.classes_]
         save(embedder, _output(args.output))
         skipped = f" ({left_out} unlabelled rows left out)" if left_out else ""
         _report(
@@ -198,7 +200,9 @@ UNLABELLED_HELP = (
 def _labels(cells: list[str], column: str, separator: str | None) -> tuple:
     """The target ``column`` as ``y`` (one label per row, or with ``separator``
     the multi-label indicator matrix of the labels each cell lists), which rows
-    it keeps, and what its classes are called; see :data:`UNLABELLED_HELP`."""
+    it keeps, what its classes are called, and the text labels that integer
+    codes in ``y`` stand for (None where ``y`` holds the labels themselves);
+    see :data:`UNLABELLED_HELP`."""
     if separator is None:
         sets = [[cell.strip()] if cell.strip() else [] for cell in cells]
     else:
@@ -224,18 +228,31 @@ def _labels(cells: list[str], column: str, separator: str | None) -> tuple:
             "an unlabelled row and stands alone"
         )
     names.discard("-1")
+    if unlabelled.all():
+        raise CommandError(
+            f"column {column!r} labels none of the {len(cells)} rows (every cell "
+            "is empty or -1); training needs labelled rows of two classes or more"
+        )
+    if separator is not None and len(names) == 1:
+        raise CommandError(
+            f"column {column!r} lists one label only, {next(iter(names))!r}; "
+            "training needs two labels or more"
+        )
     every_row = np.ones(len(cells), dtype=bool)
     if separator is None:
         first = np.array([labels[0] if labels else "" for labels in sets])
         if integers:  # the user's own labels become classes_
             y = np.where(unlabelled, "-1", first).astype(int)
         elif unlabelled.any():
-            # Text labels cannot sit beside -1 (see unlabelled_rows): codes.
+            # Text labels cannot sit beside -1 (see unlabelled_rows): codes,
+            # named after the fit (see _fit).
+            text, codes = np.unique(first[~unlabelled], return_inverse=True)
             y = np.full(len(first), -1)
-            y[~unlabelled] = np.unique(first[~unlabelled], return_inverse=True)[1]
+            y[~unlabelled] = codes
+            return y, every_row, "classes", text
         else:
             y = first
-        return y, every_row, "classes"
+        return y, every_row, "classes", None
     # A multi-label y has no unlabelled rows: those are left out.
     order = sorted(names, key=int) if integers else sorted(names)
     code = {name: j for j, name in enumerate(order)}
@@ -243,7 +260,7 @@ def _labels(cells: list[str], column: str, separator: str | None) -> tuple:
     indicator = np.zeros((len(kept), len(order)), dtype=np.uint8)
     for i, labels in enumerate(kept):
         indicator[i, [code[label] for label in labels]] = 1
-    return indicator, ~unlabelled, "labels"
+    return indicator, ~unlabelled, "labels", None
 
 
 def _is_integer(text: str) -> bool:

@@ -114,7 +114,9 @@ def test_fit_a_column_of_label_sets_then_transform(tmp_path, digits):
 
 
 def test_fit_with_empty_label_cells_trains_on_them_unlabelled(tmp_path, digits):
-    """Rows with an empty label cell are unlabelled (-1), not a class of ''."""
+    """Rows with an empty label cell are unlabelled (-1), not a class of '';
+    the model, loaded in this process, keeps the text labels as its classes
+    (not the codes the fit trained on: issue 44, item 9)."""
     X, y = digits
     names = np.array(list("abcdefghij"))[y[:200]]
     names[1::2] = ""
@@ -129,7 +131,7 @@ def test_fit_with_empty_label_cells_trains_on_them_unlabelled(tmp_path, digits):
     )
     assert fit.returncode == 0, fit.stderr
     assert "trained on 200 rows, 64 features, 10 classes" in fit.stdout
-    assert load(model).classes_.tolist() == list(range(10))
+    assert load(model).classes_.tolist() == list("abcdefghij")
 
 
 def test_transform_rejects_cells_that_are_not_finite(data_csv, tmp_path, capsys):
@@ -480,3 +482,45 @@ def test_output_minus_writes_to_standard_output(data_csv, tmp_path):
     assert rows[0] == [f"dim{i}" for i in range(32)] and len(rows) == 301
     assert "embedded 300 rows" in transform.stderr
     assert not (tmp_path / "-").exists()
+
+
+def _labelled_csv(path, X, cells):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([f"px{i}" for i in range(64)] + ["label"])
+        w.writerows([*row.tolist(), cell] for row, cell in zip(X, cells))
+    return path
+
+
+@pytest.mark.parametrize(
+    "cells, options, message",
+    [
+        (
+            ["cat"] * 40,
+            ["--label-separator", "|"],
+            "column 'label' lists one label only, 'cat'; training needs two labels "
+            "or more",
+        ),
+        (
+            [""] * 40,
+            ["--label-separator", "|"],
+            "column 'label' labels none of the 40 rows (every cell is empty or -1)",
+        ),
+        (
+            ["", "-1"] * 20,
+            [],
+            "column 'label' labels none of the 40 rows (every cell is empty or -1)",
+        ),
+    ],
+    ids=["one label with a separator", "no label with a separator", "no label"],
+)
+def test_a_label_column_that_cannot_train_says_why_in_its_terms(
+    tmp_path, capsys, digits, cells, options, message
+):
+    """Not scikit-learn's words about the array the column became ("y has 1
+    class: 1", "Found array with 0 sample(s)"), but the column's (item 9)."""
+    data = _labelled_csv(tmp_path / "d.csv", digits[0][: len(cells)], cells)
+    argv = ["fit", str(data), "--target", "label", "--output", str(tmp_path / "m")]
+    assert main([*argv, *options]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"sktriplet fit: error: {message}") and "\n" not in err

@@ -511,6 +511,10 @@ CASES = {
             )
         ),
     ],
+    "``sktriplet fit``: a label column that labels no row": [
+        lambda: _fit_cli("none.csv", [""] * 30),
+        lambda: _fit_cli("one.csv", ["cat"] * 30, "--label-separator", "|"),
+    ],
     "``plotting.plot_embedding`` of a multi-label ``y``": [_plot_multilabel],
     "``sktriplet transform`` of a model without feature names": [_transform_narrow],
 }
