@@ -14,6 +14,8 @@ This module is pure numpy and scikit-learn; it never imports Keras.
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.metrics import pairwise_distances_chunked
@@ -22,6 +24,7 @@ from sklearn.utils import check_X_y
 from ._checks import indicator_or_labels
 
 __all__ = [
+    "AUTO_SAMPLE_SIZE",
     "RETRIEVAL_METRIC",
     "mean_average_precision_at_r",
     "precision_at_1",
@@ -36,30 +39,42 @@ RETRIEVAL_METRIC = {
 }
 
 _WORKING_MEMORY_MB = 16
+# sample_size="auto": every query is scored up to this many; beyond it, this
+# many queries, drawn once per (X, y) and stratified by class, each against
+# the whole set, so that scoring costs a bounded multiple of one distance
+# pass.  The user guide's "Scoring at scale" gives the error measured.
+AUTO_SAMPLE_SIZE = 2000
 
 
-def _ranked_relevance(X, y, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """Relevance of the ``max(R)`` nearest other samples of each query.
+class _Scores:
+    """Per-query AP@R, R-precision and precision@1, and each query's weight
+    in the mean (1 / n for exact scores; the inverse of its class's sampling
+    rate, normalised, for an estimate)."""
 
-    ``y`` is one label per sample, or a multi-label indicator matrix (dense or
-    sparse, one column per label), where a sample is relevant to a query when
-    they share at least one label.
+    def __init__(self, ap, rp, p1, weights) -> None:
+        self.ap, self.rp, self.p1, self.weights = ap, rp, p1, weights
 
-    Returns
-    -------
-    relevant : ndarray of bool, shape (n_queries, max_r)
-        ``relevant[i, k]``: the ``k``-th nearest neighbour of query ``i`` shares
-        its label.  Only queries with ``R >= 1`` are kept.
-    r : ndarray of int, shape (n_queries,)
-        ``R`` for each kept query.
+    def mean(self, name: str) -> float:
+        return float(np.dot(getattr(self, name), self.weights))
+
+
+def _retrieval_scores(X, y, metric: str, sample_size, random_state) -> _Scores:
+    """Leave-one-out retrieval scores of the queries (all of them, or a
+    class-stratified sample, see :func:`_queries`), reduced a chunk of
+    queries at a time: memory stays within a few times ``_WORKING_MEMORY_MB``
+    whatever ``n`` and ``R``, and only three numbers a query are kept.
+
+    ``y`` is one label per sample, or a multi-label indicator matrix (dense
+    or sparse, one column per label), where a sample is relevant to a query
+    when they share at least one label.
     """
     X, y = check_X_y(
         X, y, dtype=[np.float64, np.float32], y_numeric=False, multi_output=True
     )
     y = indicator_or_labels(y)
-    relevance, r = _label_sharing(y)
-    keep = r >= 1
-    if not keep.any():
+    labels = _Labels(y)
+    queries, weights = _queries(labels, sample_size, random_state)
+    if not len(queries):
         raise ValueError(
             "Retrieval metrics need at least one label shared by two or more "
             + (
@@ -68,25 +83,166 @@ def _ranked_relevance(X, y, metric: str) -> tuple[np.ndarray, np.ndarray]:
                 else f"samples; every one of the {len(y)} labels given is unique."
             )
         )
-    max_r = int(r.max())
 
-    def nearest_relevance(dist_chunk: np.ndarray, start: int) -> np.ndarray:
-        rows = np.arange(start, start + len(dist_chunk))
-        dist_chunk[np.arange(len(dist_chunk)), rows] = np.inf  # never retrieve self
-        return relevance(rows, nearest(dist_chunk, max_r))
+    every = len(queries) == len(X)
 
-    # Chunks of _WORKING_MEMORY_MB: the distances and their argsort, about
-    # three times that at the peak, whatever the number of samples (early
-    # stopping scores up to 5000 each epoch, which would otherwise take
-    # 5000 x 5000 x 8 bytes twice over).
+    def reduce(distances: np.ndarray, start: int) -> tuple:
+        rows = queries[start : start + len(distances)]
+        if not every:  # an estimate: rank in float32, half the bytes to sort
+            distances = distances.astype(np.float32, copy=False)
+        return _score_chunk(distances, rows, labels)
+
+    # Distances as scikit-learn computes them, in chunks of _WORKING_MEMORY_MB;
+    # every query scored against every sample.
     chunks = pairwise_distances_chunked(
-        X,
-        reduce_func=nearest_relevance,
+        X if every else X[queries],
+        None if every else X,
+        reduce_func=reduce,
         metric=metric,
         working_memory=_WORKING_MEMORY_MB,
     )
-    relevant = np.vstack(list(chunks))
-    return relevant[keep], r[keep]
+    parts = list(chunks)
+    ap, rp, p1 = (np.concatenate([part[k] for part in parts]) for k in range(3))
+    scored = ~np.isnan(ap)  # queries with R = 0 are left out
+    weights = weights[scored] / weights[scored].sum()
+    return _Scores(ap[scored], rp[scored], p1[scored], weights)
+
+
+class _Labels:
+    """Who is relevant to whom: ``irrelevant(rows)``, a boolean matrix of each
+    query row against every sample, and ``r(rows)``, how many other samples
+    share a label with each; ``strata``, the class of each sample (None for a
+    multi-label ``y``)."""
+
+    def __init__(self, y) -> None:
+        self.n = y.shape[0]
+        if y.ndim == 2:  # a multi-label indicator, dense or sparse
+            self._indicator = sp.csr_matrix(y, dtype=np.int32)
+            self._transposed = self._indicator.T.tocsc()
+            self.strata = None
+        else:
+            _, self.strata, self._counts = np.unique(
+                y, return_inverse=True, return_counts=True
+            )
+
+    def irrelevant(self, rows: np.ndarray) -> np.ndarray:
+        if self.strata is None:
+            shares = (self._indicator[rows] @ self._transposed).toarray() > 0
+            return ~shares
+        return self.strata[None, :] != self.strata[rows, None]
+
+    def r(self, rows: np.ndarray) -> np.ndarray:
+        if self.strata is not None:
+            return self._counts[self.strata[rows]] - 1
+        step = max(2**22 // max(self.n, 1), 1)  # a few MB of shares at a time
+        return np.concatenate(
+            [
+                (~self.irrelevant(rows[i : i + step])).sum(axis=1) - 1
+                for i in range(0, len(rows), step)
+            ]
+        ).astype(np.intp)
+
+
+def _queries(labels: _Labels, sample_size, random_state) -> tuple:
+    """The queries to score and their weights.
+
+    Every sample with ``R >= 1`` when there are at most ``sample_size`` of
+    them (or ``sample_size`` is None).  Beyond, ``sample_size`` of them drawn
+    without replacement by ``random_state`` (an int: the same queries for the
+    same ``y`` in every call and process), stratified by class with
+    proportional allocation, each weighted by its class's size over its
+    sample's, so that the mean is unbiased.  A multi-label ``y``, or more
+    classes than half the sample, is sampled uniformly.
+    """
+    from sklearn.utils import check_random_state
+
+    if labels.strata is not None:
+        eligible = np.flatnonzero(labels.r(np.arange(labels.n)) >= 1)
+    else:  # R is costly here: sampled rows with R = 0 are dropped later
+        eligible = np.arange(labels.n)
+    n = len(eligible)
+    if sample_size is None or n <= sample_size:
+        return eligible, np.ones(n)
+    rng = check_random_state(random_state)
+    if (
+        labels.strata is None
+        or len(np.unique(labels.strata[eligible])) > sample_size // 2
+    ):
+        chosen = np.sort(rng.choice(eligible, sample_size, replace=False))
+        return chosen, np.ones(sample_size)
+    strata = labels.strata[eligible]
+    sizes = np.bincount(strata)
+    present = np.flatnonzero(sizes)
+    # Proportional allocation, at least one query a class, largest remainders.
+    share = sample_size * sizes[present] / n
+    take = np.maximum(np.floor(share).astype(int), 1)
+    extra = sample_size - take.sum()
+    if extra > 0:
+        take[np.argsort(-(share - np.floor(share)), kind="stable")[:extra]] += 1
+    take = np.minimum(take, sizes[present])
+    order = np.argsort(strata, kind="stable")
+    groups = np.split(eligible[order], np.cumsum(sizes[present])[:-1])
+    chosen, weights = [], []
+    for group, k in zip(groups, take):
+        chosen.append(rng.choice(group, k, replace=False))
+        weights.append(np.full(k, len(group) / k))
+    chosen, weights = np.concatenate(chosen), np.concatenate(weights)
+    order = np.argsort(chosen)
+    return chosen[order], weights[order]
+
+
+def _score_chunk(distances: np.ndarray, rows: np.ndarray, labels: _Labels) -> tuple:
+    """AP@R, R-precision and precision@1 of each query ``rows[i]`` from its row
+    of ``distances`` to every sample; NaN where ``R = 0``.
+
+    Ranks break distance ties by sample order, as a stable sort does.  The
+    ``R`` nearest are found by one partition and sorted on integer keys that
+    hold the distance's bits and, in the lowest bit, whether the sample is
+    irrelevant; a row whose ranking depends on a tie between a relevant and an
+    irrelevant sample (rare: equal distances) is ranked by a stable argsort.
+    """
+    c, n = distances.shape
+    r = labels.r(rows)
+    irrelevant = labels.irrelevant(rows)
+    distances[np.arange(c), rows] = np.inf  # never retrieve self
+    irrelevant[np.arange(c), rows] = True
+    ap, rp, p1 = np.full(c, np.nan), np.full(c, np.nan), np.full(c, np.nan)
+    ok = r >= 1
+    if not ok.any():
+        return ap, rp, p1
+    d, irrelevant, r = distances[ok], irrelevant[ok], r[ok]
+    np.maximum(d, 0, out=d)
+    d += 0  # -0.0 -> 0.0: non-negative floats order as their bits
+    if d.dtype == np.float32:
+        keys = d.view(np.uint32) << np.uint32(1)
+    else:
+        keys = d.view(np.uint64) << np.uint64(1)
+    keys |= irrelevant
+    k = min(int(r.max()) + 1, n)  # R nearest, and the next for ties
+    window = np.partition(keys, k - 1, axis=1)[:, :k] if k < n else keys
+    window.sort(axis=1)
+    relevant = (window & 1) == 0
+    bits = window >> 1
+    # Rows whose order hangs on a tie: equal distances of a relevant and an
+    # irrelevant sample next to each other, or across rank R.
+    rank = np.arange(k)
+    mixed = (bits[:, 1:] == bits[:, :-1]) & (relevant[:, 1:] != relevant[:, :-1])
+    mixed &= rank[None, 1:] <= r[:, None]
+    at_r = np.minimum(r, k - 1)
+    boundary = bits[np.arange(len(r)), r - 1] == bits[np.arange(len(r)), at_r]
+    boundary &= r < k
+    tied = np.flatnonzero(mixed.any(axis=1) | boundary)
+    for i in tied:
+        order = np.argsort(d[i], kind="stable")[:k]
+        relevant[i] = ~irrelevant[i, order]
+    hits = relevant & (rank[None, :] < r[:, None])
+    # AP@R: the precision at each hit's rank, summed over the hits, over R.
+    found = np.cumsum(hits, axis=1, dtype=np.int32)
+    rp[ok] = found[:, -1] / r
+    found *= hits
+    ap[ok] = (found @ (1.0 / np.arange(1, k + 1))) / r
+    p1[ok] = relevant[:, 0]
+    return ap, rp, p1
 
 
 def nearest(distances: np.ndarray, k: int) -> np.ndarray:
@@ -115,79 +271,71 @@ def nearest(distances: np.ndarray, k: int) -> np.ndarray:
     return order
 
 
-def _label_sharing(y):
-    """``relevance(rows, columns)``: whether each of ``rows`` shares a label
-    with the samples in its row of ``columns`` (never with itself); and ``R``,
-    how many other samples share a label with each."""
-    if y.ndim == 2:  # a multi-label indicator, dense or sparse
-        indicator = sp.csr_matrix(y, dtype=np.int32)
-        transposed = indicator.T.tocsc()
-
-        def shares(rows):
-            out = (indicator[rows] @ transposed).toarray() > 0
-            out[np.arange(len(rows)), rows] = False
-            return out
-
-        def relevance(rows, columns):
-            return np.take_along_axis(shares(rows), columns, axis=1)
-
-        chunks = range(0, y.shape[0], 1024)
-        r = [shares(np.arange(i, min(i + 1024, y.shape[0]))).sum(1) for i in chunks]
-        return relevance, np.concatenate(r)
-    _, codes, counts = np.unique(y, return_inverse=True, return_counts=True)
-
-    def relevance(rows, columns):
-        return (codes[columns] == codes[rows, None]) & (columns != rows[:, None])
-
-    return relevance, counts[codes] - 1
+def _sample_size(sample_size):
+    if sample_size == "auto":
+        return AUTO_SAMPLE_SIZE
+    if sample_size is None or (
+        isinstance(sample_size, Integral)
+        and not isinstance(sample_size, bool)
+        and sample_size >= 1
+    ):
+        return sample_size
+    raise ValueError(
+        f'sample_size must be a positive integer, "auto" or None; got {sample_size!r}.'
+    )
 
 
-def _within_r(relevant: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """``relevant`` with every rank past each query's ``R`` set to False."""
-    return relevant & (np.arange(relevant.shape[1]) < r[:, None])
+def _scores(X, y, metric, sample_size, random_state) -> _Scores:
+    return _retrieval_scores(X, y, metric, _sample_size(sample_size), random_state)
 
 
-def mean_average_precision_at_r(X, y, *, metric: str = "euclidean") -> float:
+def mean_average_precision_at_r(
+    X, y, *, metric: str = "euclidean", sample_size="auto", random_state=0
+) -> float:
     """Mean average precision at R (MAP@R) of leave-one-out retrieval.
 
-    For a query with ``R`` other samples of its label, ``AP@R = (1/R) *
-    sum_{k <= R} P(k) * rel(k)``, where ``P(k)`` is the precision among the
-    ``k`` nearest neighbours and ``rel(k)`` says whether the ``k``-th is
-    relevant.  MAP@R averages this over the queries.  It is 1 only when, for
-    every query, all same-label samples are nearer than any other sample.
+        For a query with ``R`` other samples of its label, ``AP@R = (1/R) *
+        sum_{k <= R} P(k) * rel(k)``, where ``P(k)`` is the precision among the
+        ``k`` nearest neighbours and ``rel(k)`` says whether the ``k``-th is
+        relevant.  MAP@R averages this over the queries.  It is 1 only when, for
+        every query, all same-label samples are nearer than any other sample.
 
-    Parameters
-    ----------
-    X : array-like of shape (n_samples, n_features)
-        Embeddings (or any feature vectors).
-    y : array-like of shape (n_samples,)
-        Labels.
-    metric : str, default="euclidean"
-        Any metric accepted by :func:`sklearn.metrics.pairwise_distances`.
+        Scored a chunk of queries at a time, in bounded memory whatever the
+        number of samples and of relevant ones; beyond ``sample_size`` samples,
+        estimated from a fixed, class-stratified sample of queries.
 
-    Returns
-    -------
-    float
-        MAP@R in ``[0, 1]``, higher is better.
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Embeddings (or any feature vectors).
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Labels, or a multi-label indicator matrix (a sample is relevant when
+            it shares a label with the query).
+        metric : str, default="euclidean"
+            Any metric accepted by :func:`sklearn.metrics.pairwise_distances`.
+    {sampling}
+        Returns
+        -------
+        float
+            MAP@R in ``[0, 1]``, higher is better.
 
-    Examples
-    --------
-    >>> from sktriplet.metrics import mean_average_precision_at_r
-    >>> X = [[0.0], [1.0], [2.5], [3.0], [4.5], [9.0]]
-    >>> y = [0, 0, 1, 0, 1, 1]
-    >>> round(mean_average_precision_at_r(X, y), 4)
-    0.2917
+        Examples
+        --------
+        >>> from sktriplet.metrics import mean_average_precision_at_r
+        >>> X = [[0.0], [1.0], [2.5], [3.0], [4.5], [9.0]]
+        >>> y = [0, 0, 1, 0, 1, 1]
+        >>> round(mean_average_precision_at_r(X, y), 4)
+        0.2917
     """
-    relevant, r = _ranked_relevance(X, y, metric)
-    hits = _within_r(relevant, r)
-    precision_at_k = np.cumsum(hits, axis=1) / np.arange(1, hits.shape[1] + 1)
-    return float(np.mean(np.sum(precision_at_k * hits, axis=1) / r))
+    return _scores(X, y, metric, sample_size, random_state).mean("ap")
 
 
-def r_precision(X, y, *, metric: str = "euclidean") -> float:
+def r_precision(
+    X, y, *, metric: str = "euclidean", sample_size="auto", random_state=0
+) -> float:
     """Mean R-precision: the share of relevant samples among the ``R`` nearest.
 
-    Parameters and the meaning of ``R`` are as in
+    Parameters, the meaning of ``R`` and the sampling of queries are as in
     :func:`mean_average_precision_at_r`.
 
     Examples
@@ -197,15 +345,17 @@ def r_precision(X, y, *, metric: str = "euclidean") -> float:
     >>> round(r_precision(X, [0, 0, 1, 0, 1, 1]), 4)
     0.3333
     """
-    relevant, r = _ranked_relevance(X, y, metric)
-    return float(np.mean(np.sum(_within_r(relevant, r), axis=1) / r))
+    return _scores(X, y, metric, sample_size, random_state).mean("rp")
 
 
-def precision_at_1(X, y, *, metric: str = "euclidean") -> float:
+def precision_at_1(
+    X, y, *, metric: str = "euclidean", sample_size="auto", random_state=0
+) -> float:
     """Share of queries whose nearest other sample has the query's label.
 
     This is the leave-one-out accuracy of a 1-nearest-neighbour classifier,
-    counted over the queries whose label some other sample shares.
+    counted over the queries whose label some other sample shares.  The
+    sampling of queries is as in :func:`mean_average_precision_at_r`.
 
     Examples
     --------
@@ -214,5 +364,4 @@ def precision_at_1(X, y, *, metric: str = "euclidean") -> float:
     >>> precision_at_1(X, [0, 0, 1, 0, 1, 1])
     0.5
     """
-    relevant, _ = _ranked_relevance(X, y, metric)
-    return float(np.mean(relevant[:, 0]))
+    return _scores(X, y, metric, sample_size, random_state).mean("p1")

@@ -74,3 +74,131 @@ def test_map_at_r_memory_stays_bounded_on_thousands_of_samples():
     finally:
         tracemalloc.stop()
     assert peak < 100 * 2**20, f"peak {peak / 2**20:.0f} MB"
+
+
+def _reference(X, y, metric):
+    """MAP@R, R-precision and precision@1 by the definition, one query at a
+    time: every other sample ranked by a stable sort of its distance."""
+    from sklearn.metrics import pairwise_distances
+
+    D = pairwise_distances(X, metric=metric)
+    Y = np.asarray(y)
+    share = (Y @ Y.T > 0) if Y.ndim == 2 else Y[:, None] == Y[None, :]
+    ap, rp, p1 = [], [], []
+    for q in range(len(D)):
+        others = np.delete(np.arange(len(D)), q)
+        order = others[np.argsort(D[q, others], kind="stable")]
+        relevant = share[q, order]
+        r = int(relevant.sum())
+        if r == 0:
+            continue
+        hits = relevant[:r]
+        ap.append(np.sum(np.cumsum(hits) / np.arange(1, r + 1) * hits) / r)
+        rp.append(hits.sum() / r)
+        p1.append(float(relevant[0]))
+    return np.mean(ap), np.mean(rp), np.mean(p1)
+
+
+def _sets():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(400, 3))
+    y = rng.randint(0, 4, 400)
+    Y = (rng.rand(400, 5) < 0.3).astype(int)
+    return [
+        (X, y, "euclidean"),
+        (X.astype(np.float32), y, "euclidean"),
+        (X, y, "cosine"),
+        (np.round(X), y, "euclidean"),  # many equal distances
+        (np.round(X * 2), y, "manhattan"),
+        (X, Y, "euclidean"),  # multi-label
+        (X, rng.randint(0, 150, 400), "euclidean"),  # classes of one sample
+    ]
+
+
+@pytest.mark.parametrize("X, y, metric", _sets())
+def test_exact_scores_match_the_definition(X, y, metric):
+    """Below sample_size every query is scored, and the chunked reduction
+    (partition, integer keys, the tie fallback) gives what ranking each
+    query by a stable sort gives, to 1e-12."""
+    expected = _reference(X, y, metric)
+    got = [
+        f(X, y, metric=metric, sample_size=None)
+        for f in (mean_average_precision_at_r, r_precision, precision_at_1)
+    ]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    assert mean_average_precision_at_r(X, y, metric=metric) == got[0]  # "auto"
+
+
+def test_a_sampled_score_is_fixed_and_near_the_exact_one():
+    """Beyond sample_size, a fixed class-stratified sample of queries, each
+    against the whole set: the same score in every call, and close to the
+    exact one; another random_state draws other queries."""
+    rng = np.random.RandomState(1)
+    y = rng.randint(0, 3, 3000)
+    X = rng.normal(size=(3000, 4)) + y[:, None]
+    exact = mean_average_precision_at_r(X, y, sample_size=None)
+    first = mean_average_precision_at_r(X, y, sample_size=600)
+    assert first == mean_average_precision_at_r(X, y, sample_size=600)
+    assert abs(first - exact) < 0.02, (first, exact)
+    other = mean_average_precision_at_r(X, y, sample_size=600, random_state=1)
+    assert other != first and abs(other - exact) < 0.02
+
+
+def test_sampled_estimate_is_unbiased_over_draws():
+    """The mean of many draws' estimates is the exact score: the weights undo
+    the stratified sample's unequal rates (a class of 90% of the rows)."""
+    rng = np.random.RandomState(2)
+    y = (rng.rand(1000) < 0.1).astype(int)
+    X = rng.normal(size=(1000, 2)) + 0.8 * y[:, None]
+    exact = mean_average_precision_at_r(X, y, sample_size=None)
+    draws = [
+        mean_average_precision_at_r(X, y, sample_size=50, random_state=seed)
+        for seed in range(60)
+    ]
+    spread = np.std(draws) / np.sqrt(len(draws))
+    assert abs(np.mean(draws) - exact) < 4 * spread + 1e-3, (np.mean(draws), exact)
+
+
+def test_sampled_score_is_the_same_in_a_new_process():
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np; from sktriplet.metrics import "
+        "mean_average_precision_at_r as m; rng = np.random.RandomState(1); "
+        "y = rng.randint(0, 3, 3000); X = rng.normal(size=(3000, 4)) + y[:, None]; "
+        "print(repr(m(X, y, sample_size=600)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    rng = np.random.RandomState(1)
+    y = rng.randint(0, 3, 3000)
+    X = rng.normal(size=(3000, 4)) + y[:, None]
+    assert float(out.stdout) == mean_average_precision_at_r(X, y, sample_size=600)
+
+
+def test_two_classes_of_12000_rows_score_in_bounded_memory():
+    """R of 6,000 for every query: the relevance of all of them and its
+    cumulative sums (n x R, 17 bytes each) took 1.2 GB at 59823e9; the
+    chunked reduction keeps a few working-memory chunks whatever n and R
+    (issue 45)."""
+    import tracemalloc
+
+    rng = np.random.RandomState(0)
+    y = np.arange(12_000) % 2
+    X = (rng.normal(size=(12_000, 8)) + y[:, None]).astype(np.float32)
+    tracemalloc.start()
+    try:
+        score = mean_average_precision_at_r(X, y)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 100 * 2**20, f"peak {peak / 2**20:.0f} MB"
+    assert 0.5 < score < 1
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, "all", True])
+def test_sample_size_is_checked(bad):
+    with pytest.raises(ValueError, match="sample_size must be a positive integer"):
+        mean_average_precision_at_r(X_LINE, Y_LINE, sample_size=bad)
