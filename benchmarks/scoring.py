@@ -45,7 +45,7 @@ QUERY_ROWS = 20_000  # the slice a scaled pass measures
 def _data(n: int, classes: int, seed: int):
     rng = np.random.RandomState(seed)
     y = rng.randint(0, classes, n)
-    offsets = 0.25 * rng.normal(size=(classes, 32))
+    offsets = 0.5 * rng.normal(size=(classes, 32))
     return (rng.normal(size=(n, 32)) + offsets[y]).astype(np.float32), y
 
 

@@ -88,8 +88,6 @@ def _retrieval_scores(X, y, metric: str, sample_size, random_state) -> _Scores:
 
     def reduce(distances: np.ndarray, start: int) -> tuple:
         rows = queries[start : start + len(distances)]
-        if not every:  # an estimate: rank in float32, half the bytes to sort
-            distances = distances.astype(np.float32, copy=False)
         return _score_chunk(distances, rows, labels)
 
     # Distances as scikit-learn computes them, in chunks of _WORKING_MEMORY_MB;
@@ -197,9 +195,8 @@ def _score_chunk(distances: np.ndarray, rows: np.ndarray, labels: _Labels) -> tu
 
     Ranks break distance ties by sample order, as a stable sort does.  The
     ``R`` nearest are found by one partition and sorted on integer keys that
-    hold the distance's bits and, in the lowest bit, whether the sample is
-    irrelevant; a row whose ranking depends on a tie between a relevant and an
-    irrelevant sample (rare: equal distances) is ranked by a stable argsort.
+    hold the distance's bits, then (float32) the column, or (float64, see
+    :func:`_ranked_float64`) whether the sample is irrelevant.
     """
     c, n = distances.shape
     r = labels.r(rows)
@@ -213,28 +210,19 @@ def _score_chunk(distances: np.ndarray, rows: np.ndarray, labels: _Labels) -> tu
     d, irrelevant, r = distances[ok], irrelevant[ok], r[ok]
     np.maximum(d, 0, out=d)
     d += 0  # -0.0 -> 0.0: non-negative floats order as their bits
-    if d.dtype == np.float32:
-        keys = d.view(np.uint32) << np.uint32(1)
-    else:
-        keys = d.view(np.uint64) << np.uint64(1)
-    keys |= irrelevant
     k = min(int(r.max()) + 1, n)  # R nearest, and the next for ties
-    window = np.partition(keys, k - 1, axis=1)[:, :k] if k < n else keys
-    window.sort(axis=1)
-    relevant = (window & 1) == 0
-    bits = window >> 1
-    # Rows whose order hangs on a tie: equal distances of a relevant and an
-    # irrelevant sample next to each other, or across rank R.
     rank = np.arange(k)
-    mixed = (bits[:, 1:] == bits[:, :-1]) & (relevant[:, 1:] != relevant[:, :-1])
-    mixed &= rank[None, 1:] <= r[:, None]
-    at_r = np.minimum(r, k - 1)
-    boundary = bits[np.arange(len(r)), r - 1] == bits[np.arange(len(r)), at_r]
-    boundary &= r < k
-    tied = np.flatnonzero(mixed.any(axis=1) | boundary)
-    for i in tied:
-        order = np.argsort(d[i], kind="stable")[:k]
-        relevant[i] = ~irrelevant[i, order]
+    if d.dtype == np.float32:
+        # The column under the distance's bits: the order of a stable sort,
+        # ties included, and the column to look the relevance up by.
+        keys = d.view(np.uint32).astype(np.uint64) << np.uint64(32)
+        keys |= np.arange(n, dtype=np.uint64)
+        window = np.partition(keys, k - 1, axis=1)[:, :k] if k < n else keys
+        window.sort(axis=1)
+        columns = (window & np.uint64(0xFFFFFFFF)).astype(np.intp)
+        relevant = ~np.take_along_axis(irrelevant, columns, axis=1)
+    else:
+        relevant = _ranked_float64(d, irrelevant, r, k)
     hits = relevant & (rank[None, :] < r[:, None])
     # AP@R: the precision at each hit's rank, summed over the hits, over R.
     found = np.cumsum(hits, axis=1, dtype=np.int32)
@@ -269,6 +257,36 @@ def nearest(distances: np.ndarray, k: int) -> np.ndarray:
         whole = np.argsort(distances[tied], axis=1, kind="stable")[:, :k]
         order[tied] = whole
     return order
+
+
+def _ranked_float64(d, irrelevant, r, k) -> np.ndarray:
+    """Whether the ``k`` nearest of each row of float64 distances ``d`` are
+    relevant, nearest first, ties in column order.
+
+    The keys hold the distance's bits and, in the lowest bit, whether the
+    sample is irrelevant (the column does not fit beside 63 bits); a row whose
+    order hangs on a tie between a relevant and an irrelevant sample (equal
+    float64 distances: duplicates, integer data) is ranked by a stable argsort.
+    """
+    n = d.shape[1]
+    keys = d.view(np.uint64) << np.uint64(1)
+    keys |= irrelevant
+    window = np.partition(keys, k - 1, axis=1)[:, :k] if k < n else keys
+    window.sort(axis=1)
+    relevant = (window & np.uint64(1)) == 0
+    bits = window >> np.uint64(1)
+    rank = np.arange(k)
+    # Equal distances of a relevant and an irrelevant sample side by side
+    # within rank R, or any tie across rank R.
+    mixed = (bits[:, 1:] == bits[:, :-1]) & (relevant[:, 1:] != relevant[:, :-1])
+    mixed &= rank[None, 1:] <= r[:, None]
+    rows = np.arange(len(r))
+    boundary = bits[rows, r - 1] == bits[rows, np.minimum(r, k - 1)]
+    boundary &= r < k
+    for i in np.flatnonzero(mixed.any(axis=1) | boundary):
+        order = np.argsort(d[i], kind="stable")[:k]
+        relevant[i] = ~irrelevant[i, order]
+    return relevant
 
 
 def _sample_size(sample_size):
