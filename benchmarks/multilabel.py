@@ -100,7 +100,7 @@ def evaluate(fit, X_tr, X_te, Y_tr, Y_te) -> tuple[float, float, float]:
     E_tr, E_te = transform(X_tr), transform(X_te)
     predicted = KNeighborsClassifier().fit(E_tr, Y_tr).predict(E_te)
     f1 = f1_score(Y_te, predicted, average="micro")
-    return seconds, f1, mean_average_precision_at_r(E_te, Y_te)
+    return seconds, f1, mean_average_precision_at_r(E_te, Y_te, sample_size=None)
 
 
 def main() -> None:

@@ -144,7 +144,7 @@ def evaluate(fit, X_train, y_train, X_test, y_test, cfg, second=False) -> dict:
         "second fit s": second_s,
         "1-NN acc": knn[1].score(E_test, y_test),
         "5-NN acc": knn[5].score(E_test, y_test),
-        "MAP@R": mean_average_precision_at_r(E_test, y_test),
+        "MAP@R": mean_average_precision_at_r(E_test, y_test, sample_size=None),
         "transform-all s": transform_s,
         "one-row ms": one_row_ms(embed, X_test),
         **load,
@@ -416,7 +416,7 @@ def time_to_quality_job(dataset: str, quick: bool, seed: int, target: float) -> 
                 return
             pause = time.perf_counter()
             E = keras.ops.convert_to_numpy(self.model.encoder(X_test, training=False))
-            if mean_average_precision_at_r(E, y_test) >= target:
+            if mean_average_precision_at_r(E, y_test, sample_size=None) >= target:
                 self.reached = (epoch + 1, pause - start - self.paused)
             self.paused += time.perf_counter() - pause
 

@@ -78,7 +78,7 @@ def _quality(embed, X_tr, X_te, y_tr, y_te) -> dict:
     E_tr, E_te = embed(X_tr), embed(X_te)
     knn = KNeighborsClassifier(n_neighbors=1).fit(E_tr, y_tr)
     return {
-        "MAP@R": mean_average_precision_at_r(E_te, y_te),
+        "MAP@R": mean_average_precision_at_r(E_te, y_te, sample_size=None),
         "1-NN": float(knn.score(E_te, y_te)),
     }
 
@@ -158,7 +158,7 @@ def trace_job(n: int, seed: int, params: dict, target: float) -> dict:
         def on_epoch_end(self, epoch, logs=None):
             pause = time.perf_counter()
             E = keras.ops.convert_to_numpy(self.model.encoder(X_te, training=False))
-            score = mean_average_precision_at_r(E, y_te)
+            score = mean_average_precision_at_r(E, y_te, sample_size=None)
             self.scores.append(round(score, 4))
             if self.reached is None and score >= target:
                 self.reached = (epoch + 1, pause - start - self.paused)

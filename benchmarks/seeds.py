@@ -64,7 +64,7 @@ def main() -> None:
             times.append(time.perf_counter() - start)
             epochs.append(emb.n_iter_)
             E_tr, E_te = emb.transform(X_tr), emb.transform(X_te)
-            scores.append(mean_average_precision_at_r(E_te, y_te))
+            scores.append(mean_average_precision_at_r(E_te, y_te, sample_size=None))
             knn = KNeighborsClassifier(n_neighbors=1).fit(E_tr, y_tr)
             accuracies.append(knn.score(E_te, y_te))
         print(
