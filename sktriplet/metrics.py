@@ -39,42 +39,31 @@ RETRIEVAL_METRIC = {
 }
 
 _WORKING_MEMORY_MB = 16
-# sample_size="auto": every query is scored up to this many; beyond it, this
-# many queries, drawn once per (X, y) and stratified by class, each against
-# the whole set, so that scoring costs a bounded multiple of one distance
-# pass.  The user guide's "Scoring at scale" gives the error measured.
-AUTO_SAMPLE_SIZE = 2000
+# sample_size="auto": every sample is a query up to this many; beyond, the
+# estimate of _estimated_means, whose cost is about 2 * AUTO_SAMPLE_SIZE rows
+# of distances to every sample.  The user guide's "Scoring at scale" gives
+# the error measured.
+AUTO_SAMPLE_SIZE = 1000
+_NAMES = ("ap", "rp", "p1")  # AP@R, R-precision, precision@1
 
 
-class _Scores:
-    """Per-query AP@R, R-precision and precision@1, and each query's weight
-    in the mean (1 / n for exact scores; the inverse of its class's sampling
-    rate, normalised, for an estimate)."""
-
-    def __init__(self, ap, rp, p1, weights) -> None:
-        self.ap, self.rp, self.p1, self.weights = ap, rp, p1, weights
-
-    def mean(self, name: str) -> float:
-        return float(np.dot(getattr(self, name), self.weights))
-
-
-def _retrieval_scores(X, y, metric: str, sample_size, random_state) -> _Scores:
-    """Leave-one-out retrieval scores of the queries (all of them, or a
-    class-stratified sample, see :func:`_queries`), reduced a chunk of
-    queries at a time: memory stays within a few times ``_WORKING_MEMORY_MB``
-    whatever ``n`` and ``R``, and only three numbers a query are kept.
+def _retrieval_scores(X, y, metric: str, sample_size, random_state) -> dict:
+    """The mean AP@R, R-precision and precision@1 of leave-one-out retrieval
+    (``{"ap": ..., "rp": ..., "p1": ...}``), exact up to ``sample_size``
+    queries, else estimated (:func:`_estimated_means`).
 
     ``y`` is one label per sample, or a multi-label indicator matrix (dense
     or sparse, one column per label), where a sample is relevant to a query
-    when they share at least one label.
+    when they share at least one label.  Queries that no other sample is
+    relevant to (``R = 0``) are left out.
     """
     X, y = check_X_y(
         X, y, dtype=[np.float64, np.float32], y_numeric=False, multi_output=True
     )
     y = indicator_or_labels(y)
     labels = _Labels(y)
-    queries, weights = _queries(labels, sample_size, random_state)
-    if not len(queries):
+    eligible = np.flatnonzero(labels.eligible())
+    if not len(eligible):
         raise ValueError(
             "Retrieval metrics need at least one label shared by two or more "
             + (
@@ -83,34 +72,77 @@ def _retrieval_scores(X, y, metric: str, sample_size, random_state) -> _Scores:
                 else f"samples; every one of the {len(y)} labels given is unique."
             )
         )
+    if sample_size is None or len(eligible) <= sample_size:
+        scores = _scores_of(X, None, None, labels, metric)
+        return {name: float(np.nanmean(s)) for name, s in zip(_NAMES, scores)}
+    return _estimated_means(X, labels, eligible, metric, sample_size, random_state)
 
-    every = len(queries) == len(X)
+
+def _estimated_means(X, labels, eligible, metric, sample_size, random_state):
+    """The means over the ``eligible`` queries, estimated from ``sample_size``
+    of them with a control variate, unbiased.
+
+    Every eligible query is first ranked against a fixed sample of
+    ``sample_size`` samples only (the database), which is cheap and gives a
+    noisy but closely correlated proxy of its scores; the exact scores of a
+    class-stratified sample of ``sample_size`` queries, each ranked against
+    every sample, then correct the proxies' mean by their mean difference
+    (weighted by each class's size over its sample's).  The proxy takes out
+    most of the spread of the scores between queries, which a plain sample of
+    queries would keep.
+    """
+    from sklearn.utils import check_random_state
+
+    rng = check_random_state(random_state)
+    queries, weights = _stratified(labels, eligible, sample_size, rng)
+    database, _ = _stratified(labels, np.arange(labels.n), sample_size, rng)
+    proxy = _scores_of(X, eligible, database, labels, metric)
+    exact = _scores_of(X, queries, None, labels, metric)
+    at = np.searchsorted(eligible, queries)
+    weights = weights / weights.sum()
+    means = {}
+    for name, p, e in zip(_NAMES, proxy, exact):
+        p = np.nan_to_num(p)  # no relevant sample in the database: proxy 0
+        means[name] = float(np.mean(p) + np.dot(weights, e - p[at]))
+    return means
+
+
+def _scores_of(X, rows, columns, labels, metric: str) -> tuple:
+    """AP@R, R-precision and precision@1 of each query ``rows`` (None: every
+    sample) ranked against the samples ``columns`` (None: every sample), NaN
+    where no other of them is relevant; a chunk of queries at a time, in
+    memory of a few times ``_WORKING_MEMORY_MB`` whatever ``n`` and ``R``."""
+    n = labels.n
+    queries = np.arange(n) if rows is None else rows
+    database = None if columns is None else np.asarray(columns)
+    position = None
+    if database is not None:  # where each query is among the columns, or -1
+        position = np.full(n, -1)
+        position[database] = np.arange(len(database))
 
     def reduce(distances: np.ndarray, start: int) -> tuple:
-        rows = queries[start : start + len(distances)]
-        return _score_chunk(distances, rows, labels)
+        chunk = queries[start : start + len(distances)]
+        return _score_chunk(distances, chunk, labels, database, position)
 
-    # Distances as scikit-learn computes them, in chunks of _WORKING_MEMORY_MB;
-    # every query scored against every sample.
+    # Distances as scikit-learn computes them, in chunks of _WORKING_MEMORY_MB.
     chunks = pairwise_distances_chunked(
-        X if every else X[queries],
-        None if every else X,
+        X if rows is None else X[rows],
+        None
+        if rows is None and columns is None
+        else (X if columns is None else X[database]),
         reduce_func=reduce,
         metric=metric,
         working_memory=_WORKING_MEMORY_MB,
     )
     parts = list(chunks)
-    ap, rp, p1 = (np.concatenate([part[k] for part in parts]) for k in range(3))
-    scored = ~np.isnan(ap)  # queries with R = 0 are left out
-    weights = weights[scored] / weights[scored].sum()
-    return _Scores(ap[scored], rp[scored], p1[scored], weights)
+    return tuple(np.concatenate([part[k] for part in parts]) for k in range(3))
 
 
 class _Labels:
-    """Who is relevant to whom: ``irrelevant(rows)``, a boolean matrix of each
-    query row against every sample, and ``r(rows)``, how many other samples
-    share a label with each; ``strata``, the class of each sample (None for a
-    multi-label ``y``)."""
+    """Who is relevant to whom: ``irrelevant(rows, columns)``, a boolean matrix
+    of each query row against the samples ``columns`` (None: all);
+    ``eligible()``, which samples some other sample is relevant to; and
+    ``strata``, the class of each sample (None for a multi-label ``y``)."""
 
     def __init__(self, y) -> None:
         self.n = y.shape[0]
@@ -123,63 +155,45 @@ class _Labels:
                 y, return_inverse=True, return_counts=True
             )
 
-    def irrelevant(self, rows: np.ndarray) -> np.ndarray:
+    def irrelevant(self, rows: np.ndarray, columns=None) -> np.ndarray:
         if self.strata is None:
-            shares = (self._indicator[rows] @ self._transposed).toarray() > 0
-            return ~shares
-        return self.strata[None, :] != self.strata[rows, None]
+            others = (
+                self._transposed if columns is None else self._transposed[:, columns]
+            )
+            return (self._indicator[rows] @ others).toarray() == 0
+        others = self.strata if columns is None else self.strata[columns]
+        return others[None, :] != self.strata[rows, None]
 
-    def r(self, rows: np.ndarray) -> np.ndarray:
+    def eligible(self) -> np.ndarray:
         if self.strata is not None:
-            return self._counts[self.strata[rows]] - 1
-        step = max(2**22 // max(self.n, 1), 1)  # a few MB of shares at a time
-        return np.concatenate(
-            [
-                (~self.irrelevant(rows[i : i + step])).sum(axis=1) - 1
-                for i in range(0, len(rows), step)
-            ]
-        ).astype(np.intp)
+            return self._counts[self.strata] >= 2
+        shared = np.asarray(self._indicator.sum(axis=0)).ravel() >= 2
+        return self._indicator @ shared.astype(np.int32) > 0
 
 
-def _queries(labels: _Labels, sample_size, random_state) -> tuple:
-    """The queries to score and their weights.
-
-    Every sample with ``R >= 1`` when there are at most ``sample_size`` of
-    them (or ``sample_size`` is None).  Beyond, ``sample_size`` of them drawn
-    without replacement by ``random_state`` (an int: the same queries for the
-    same ``y`` in every call and process), stratified by class with
-    proportional allocation, each weighted by its class's size over its
-    sample's, so that the mean is unbiased.  A multi-label ``y``, or more
-    classes than half the sample, is sampled uniformly.
-    """
-    from sklearn.utils import check_random_state
-
-    if labels.strata is not None:
-        eligible = np.flatnonzero(labels.r(np.arange(labels.n)) >= 1)
-    else:  # R is costly here: sampled rows with R = 0 are dropped later
-        eligible = np.arange(labels.n)
-    n = len(eligible)
-    if sample_size is None or n <= sample_size:
-        return eligible, np.ones(n)
-    rng = check_random_state(random_state)
-    if (
-        labels.strata is None
-        or len(np.unique(labels.strata[eligible])) > sample_size // 2
-    ):
-        chosen = np.sort(rng.choice(eligible, sample_size, replace=False))
-        return chosen, np.ones(sample_size)
-    strata = labels.strata[eligible]
+def _stratified(labels: _Labels, candidates: np.ndarray, size: int, rng) -> tuple:
+    """``size`` of the ``candidates`` (all of them when there are no more),
+    drawn without replacement, sorted, and the weight of each (its class's
+    candidates over its class's draws).  Stratified by class with
+    proportional allocation, at least one a class, largest remainders; a
+    multi-label ``y``, or more classes than half of ``size``, is drawn
+    uniformly (weights 1)."""
+    n = len(candidates)
+    if n <= size:
+        return candidates, np.ones(n)
+    if labels.strata is None or len(np.unique(labels.strata[candidates])) > size // 2:
+        return np.sort(rng.choice(candidates, size, replace=False)), np.ones(size)
+    strata = labels.strata[candidates]
     sizes = np.bincount(strata)
     present = np.flatnonzero(sizes)
-    # Proportional allocation, at least one query a class, largest remainders.
-    share = sample_size * sizes[present] / n
+    share = size * sizes[present] / n
     take = np.maximum(np.floor(share).astype(int), 1)
-    extra = sample_size - take.sum()
+    extra = size - take.sum()
     if extra > 0:
         take[np.argsort(-(share - np.floor(share)), kind="stable")[:extra]] += 1
     take = np.minimum(take, sizes[present])
     order = np.argsort(strata, kind="stable")
-    groups = np.split(eligible[order], np.cumsum(sizes[present])[:-1])
+    groups = np.split(candidates[order], np.cumsum(sizes[present])[:-1])
     chosen, weights = [], []
     for group, k in zip(groups, take):
         chosen.append(rng.choice(group, k, replace=False))
@@ -189,9 +203,11 @@ def _queries(labels: _Labels, sample_size, random_state) -> tuple:
     return chosen[order], weights[order]
 
 
-def _score_chunk(distances: np.ndarray, rows: np.ndarray, labels: _Labels) -> tuple:
+def _score_chunk(distances, rows, labels, columns=None, position=None) -> tuple:
     """AP@R, R-precision and precision@1 of each query ``rows[i]`` from its row
-    of ``distances`` to every sample; NaN where ``R = 0``.
+    of ``distances`` to the samples ``columns`` (None: every sample; then
+    ``position`` says where each sample is among them, -1 where it is not);
+    NaN where ``R = 0``.
 
     Ranks break distance ties by sample order, as a stable sort does.  The
     ``R`` nearest are found by one partition and sorted on integer keys that
@@ -199,10 +215,12 @@ def _score_chunk(distances: np.ndarray, rows: np.ndarray, labels: _Labels) -> tu
     :func:`_ranked_float64`) whether the sample is irrelevant.
     """
     c, n = distances.shape
-    r = labels.r(rows)
-    irrelevant = labels.irrelevant(rows)
-    distances[np.arange(c), rows] = np.inf  # never retrieve self
-    irrelevant[np.arange(c), rows] = True
+    irrelevant = labels.irrelevant(rows, columns)
+    own = rows if columns is None else position[rows]
+    mine = np.flatnonzero(own >= 0)
+    distances[mine, own[mine]] = np.inf  # never retrieve self
+    irrelevant[mine, own[mine]] = True
+    r = n - irrelevant.sum(axis=1)
     ap, rp, p1 = np.full(c, np.nan), np.full(c, np.nan), np.full(c, np.nan)
     ok = r >= 1
     if not ok.any():
@@ -231,32 +249,6 @@ def _score_chunk(distances: np.ndarray, rows: np.ndarray, labels: _Labels) -> tu
     ap[ok] = (found @ (1.0 / np.arange(1, k + 1))) / r
     p1[ok] = relevant[:, 0]
     return ap, rp, p1
-
-
-def nearest(distances: np.ndarray, k: int) -> np.ndarray:
-    """The columns of the ``k`` smallest ``distances`` of each row, nearest
-    first, ties in column order: the first ``k`` of a stable argsort.
-
-    Only the ``k`` nearest are sorted (``argpartition`` finds them), which is
-    what makes scoring a few thousand held-out samples cheap beside an epoch
-    of training.  Rows with a tie across the ``k``-th distance, where the
-    partition could pick another of the tied columns, are sorted whole.
-
-    >>> nearest(np.array([[3.0, 1.0, 2.0, 1.0, 0.5]]), 3)
-    array([[4, 1, 3]])
-    """
-    n = distances.shape[1]
-    if k >= n:
-        return np.argsort(distances, axis=1, kind="stable")[:, :k]
-    part = np.sort(np.argpartition(distances, k - 1, axis=1)[:, :k], axis=1)
-    values = np.take_along_axis(distances, part, axis=1)
-    order = np.take_along_axis(part, np.argsort(values, axis=1, kind="stable"), 1)
-    kth = np.take_along_axis(distances, order[:, -1:], axis=1)
-    tied = np.flatnonzero(np.sum(distances <= kth, axis=1) > k)
-    if len(tied):
-        whole = np.argsort(distances[tied], axis=1, kind="stable")[:, :k]
-        order[tied] = whole
-    return order
 
 
 def _ranked_float64(d, irrelevant, r, k) -> np.ndarray:
@@ -303,7 +295,7 @@ def _sample_size(sample_size):
     )
 
 
-def _scores(X, y, metric, sample_size, random_state) -> _Scores:
+def _scores(X, y, metric, sample_size, random_state) -> dict:
     return _retrieval_scores(X, y, metric, _sample_size(sample_size), random_state)
 
 
@@ -312,40 +304,52 @@ def mean_average_precision_at_r(
 ) -> float:
     """Mean average precision at R (MAP@R) of leave-one-out retrieval.
 
-        For a query with ``R`` other samples of its label, ``AP@R = (1/R) *
-        sum_{k <= R} P(k) * rel(k)``, where ``P(k)`` is the precision among the
-        ``k`` nearest neighbours and ``rel(k)`` says whether the ``k``-th is
-        relevant.  MAP@R averages this over the queries.  It is 1 only when, for
-        every query, all same-label samples are nearer than any other sample.
+    For a query with ``R`` other samples of its label, ``AP@R = (1/R) *
+    sum_{k <= R} P(k) * rel(k)``, where ``P(k)`` is the precision among the
+    ``k`` nearest neighbours and ``rel(k)`` says whether the ``k``-th is
+    relevant.  MAP@R averages this over the queries.  It is 1 only when, for
+    every query, all same-label samples are nearer than any other sample.
 
-        Scored a chunk of queries at a time, in bounded memory whatever the
-        number of samples and of relevant ones; beyond ``sample_size`` samples,
-        estimated from a fixed, class-stratified sample of queries.
+    Scored a chunk of queries at a time, in bounded memory whatever the number
+    of samples and of relevant ones; beyond ``sample_size`` samples,
+    estimated (see ``sample_size``).
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Embeddings (or any feature vectors).
-        y : array-like of shape (n_samples,) or (n_samples, n_labels)
-            Labels, or a multi-label indicator matrix (a sample is relevant when
-            it shares a label with the query).
-        metric : str, default="euclidean"
-            Any metric accepted by :func:`sklearn.metrics.pairwise_distances`.
-    {sampling}
-        Returns
-        -------
-        float
-            MAP@R in ``[0, 1]``, higher is better.
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Embeddings (or any feature vectors).
+    y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        Labels, or a multi-label indicator matrix (a sample is relevant when
+        it shares a label with the query).
+    metric : str, default="euclidean"
+        Any metric accepted by :func:`sklearn.metrics.pairwise_distances`.
+    sample_size : int, "auto" or None, default="auto"
+        None scores every sample as a query, exactly.  An int scores exactly
+        up to that many samples; beyond, it estimates the mean without bias
+        (as :func:`sklearn.metrics.silhouette_score` samples): every query is
+        ranked against a fixed sample of ``sample_size`` samples, a cheap
+        proxy of its score, and the exact scores of a class-stratified sample
+        of ``sample_size`` queries, each ranked against every sample, correct
+        the proxies' mean.  The cost is about ``2 * sample_size`` rows of
+        distances.  "auto" is 1000.
+    random_state : int, RandomState or None, default=0
+        Draws the samples; an int gives the same samples, and the same score,
+        for the same ``X`` and ``y`` in every call and process.
 
-        Examples
-        --------
-        >>> from sktriplet.metrics import mean_average_precision_at_r
-        >>> X = [[0.0], [1.0], [2.5], [3.0], [4.5], [9.0]]
-        >>> y = [0, 0, 1, 0, 1, 1]
-        >>> round(mean_average_precision_at_r(X, y), 4)
-        0.2917
+    Returns
+    -------
+    float
+        MAP@R in ``[0, 1]``, higher is better.
+
+    Examples
+    --------
+    >>> from sktriplet.metrics import mean_average_precision_at_r
+    >>> X = [[0.0], [1.0], [2.5], [3.0], [4.5], [9.0]]
+    >>> y = [0, 0, 1, 0, 1, 1]
+    >>> round(mean_average_precision_at_r(X, y), 4)
+    0.2917
     """
-    return _scores(X, y, metric, sample_size, random_state).mean("ap")
+    return _scores(X, y, metric, sample_size, random_state)["ap"]
 
 
 def r_precision(
@@ -363,7 +367,7 @@ def r_precision(
     >>> round(r_precision(X, [0, 0, 1, 0, 1, 1]), 4)
     0.3333
     """
-    return _scores(X, y, metric, sample_size, random_state).mean("rp")
+    return _scores(X, y, metric, sample_size, random_state)["rp"]
 
 
 def precision_at_1(
@@ -382,4 +386,4 @@ def precision_at_1(
     >>> precision_at_1(X, [0, 0, 1, 0, 1, 1])
     0.5
     """
-    return _scores(X, y, metric, sample_size, random_state).mean("p1")
+    return _scores(X, y, metric, sample_size, random_state)["p1"]

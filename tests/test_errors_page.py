@@ -28,6 +28,7 @@ from sklearn.datasets import load_digits
 
 from sktriplet import TripletEmbedder, launch, load, save
 from sktriplet.cli import main
+from sktriplet.metrics import mean_average_precision_at_r
 
 keras = pytest.importorskip("keras")
 
@@ -415,6 +416,9 @@ CASES = {
     ],
     "an embedding that collapsed to one point": [
         _fit(*_digits(), callbacks=[_Collapse()])
+    ],
+    "``sample_size`` of a retrieval metric": [
+        lambda: mean_average_precision_at_r(X, Y, sample_size=0)
     ],
     "``load`` of a path that does not exist": [
         lambda: load(_folder() / "nowhere.sktriplet")
