@@ -24,6 +24,7 @@ process:
 
     python benchmarks/scoring.py                        # 10,000 to 1,000,000 rows
     python benchmarks/scoring.py --sizes 20000 --classes 2 20 --seeds 0 1 2
+    python benchmarks/scoring.py --search     # a GridSearchCV's share of scoring
 """
 
 from __future__ import annotations
@@ -107,6 +108,34 @@ def case(n: int, classes: int, seed: int, exact_up_to: int, full_pass_up_to: int
     return row
 
 
+def search() -> None:
+    """The search of issue #45: GridSearchCV over two margins, cv=2, on 40,000
+    rows of a standardised 2-class make_classification (32 features): the
+    share of its time spent scoring, and the process's peak RSS."""
+    from sklearn.datasets import make_classification
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.preprocessing import StandardScaler
+
+    from sktriplet import TripletEmbedder
+
+    X, y = make_classification(40_000, n_features=32, n_informative=16, random_state=0)
+    X = StandardScaler().fit_transform(X)
+    start = time.perf_counter()
+    grid = {"margin": [0.2, 0.5]}
+    found = GridSearchCV(TripletEmbedder(random_state=0), grid, cv=2).fit(X, y)
+    total = time.perf_counter() - start
+    results = found.cv_results_
+    fits = results["mean_fit_time"].sum() * 2
+    scoring = results["mean_score_time"].sum() * 2
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(
+        f"search {total:.1f} s: 4 fits {fits:.1f} s, 4 scores {scoring:.1f} s "
+        f"({100 * scoring / total:.1f}% of the search), refit and the rest "
+        f"{total - fits - scoring:.1f} s; peak RSS {peak:.2f} GB; scores "
+        + " ".join(f"{v:.4f}" for v in results["mean_test_score"])
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -117,7 +146,13 @@ def main() -> None:
     parser.add_argument("--exact-up-to", type=int, default=30_000)
     parser.add_argument("--full-pass-up-to", type=int, default=100_000)
     parser.add_argument("--case", type=int, nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--search", action="store_true", help="time issue #45's grid search instead"
+    )
     args = parser.parse_args()
+    if args.search:
+        search()
+        return
     if args.case:
         n, classes, seed = args.case
         print(
