@@ -43,6 +43,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 __all__ = ["initialize", "main"]
@@ -158,7 +159,16 @@ def _run(command, processes, ids, coordinator, heartbeat, reasons) -> int:
             HEARTBEAT: str(heartbeat),
             FAILURE: os.path.join(reasons, f"process-{process_id}.txt"),
         }
-        running[process_id] = subprocess.Popen(command, env=env)
+        running[process_id] = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
+    # Once the launcher stops a process, what it prints as it dies (JAX's
+    # complaints about the lost one) is noise: the stopped are silenced.
+    silenced = {process_id: threading.Event() for process_id in running}
+    forwarders = [
+        threading.Thread(target=_forward, args=(p.stderr, silenced[i]), daemon=True)
+        for i, p in running.items()
+    ]
+    for forwarder in forwarders:
+        forwarder.start()
     try:
         while running:
             for process_id, process in list(running.items()):
@@ -168,6 +178,8 @@ def _run(command, processes, ids, coordinator, heartbeat, reasons) -> int:
                 del running[process_id]
                 if code != 0:
                     others = len([p for p in running.values() if p.poll() is None])
+                    for other in running:
+                        silenced[other].set()
                     _stop(running)
                     stopped = (
                         f"stopped the {others} other process"
@@ -176,6 +188,8 @@ def _run(command, processes, ids, coordinator, heartbeat, reasons) -> int:
                         if others
                         else "no other process on this host was still running"
                     )
+                    for forwarder in forwarders:  # their last words first
+                        forwarder.join(timeout=5)
                     why = _reason(reasons, process_id)
                     print(
                         f"sktriplet launch: process {process_id} of {processes} "
@@ -188,6 +202,31 @@ def _run(command, processes, ids, coordinator, heartbeat, reasons) -> int:
         _stop(running)
         return 130
     return 0
+
+
+def _forward(stream, silenced: threading.Event) -> None:
+    """Copy a process's stderr to the launcher's, without the C++ stack that
+    JAX's runtime prints when it aborts a process whose peer was lost (the
+    "Check failure stack trace" and its frames: its first line says why, and
+    the launcher's own line names the process), and nothing once the process
+    is ``silenced``."""
+    out = sys.stderr.buffer if hasattr(sys.stderr, "buffer") else None
+    in_stack = False
+    for line in iter(stream.readline, b""):
+        if b"Check failure stack trace" in line:
+            in_stack = True
+            continue
+        if in_stack and (line.startswith(b"    @ ") or not line.strip()):
+            continue
+        in_stack = False
+        if silenced.is_set():
+            continue
+        if out is not None:
+            out.write(line)
+            out.flush()
+        else:
+            sys.stderr.write(line.decode(errors="replace"))
+    stream.close()
 
 
 def _reason(folder: str, process_id: int) -> str:

@@ -187,3 +187,31 @@ def test_a_coordinator_port_in_use_is_named_before_anything_starts(tmp_path, cap
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert f"the coordinator's port {port} cannot be used on this machine" in err
+
+
+def test_a_processs_cpp_stack_dump_is_left_out_of_the_launchers_output(tmp_path):
+    """When a peer on another host is lost, JAX's runtime aborts the process
+    with glog's "Check failure stack trace" and its frames; the launcher
+    keeps the fatal line, which says why, drops the stack, and ends with its
+    own line (issue 44, item 5)."""
+    script = _script(
+        tmp_path,
+        "import os, sys\n"
+        "if process == 0:\n"
+        "    sys.stderr.write('F0000 coordination: Terminating process because the "
+        "service detected missing heartbeats\\n*** Check failure stack trace: ***\\n"
+        "    @     0x7f0000000001  absl::log_internal::LogMessage::Die()\\n"
+        "    @     0x7f0000000002  tsl::CoordinationServiceAgent::Heartbeat()\\n')\n"
+        "    sys.stderr.flush()\n"
+        "    os.abort()\n"
+        "import time; time.sleep(600)\n",
+    )
+    run = _launch("--processes", "2", script, timeout=120)
+    assert run.returncode == 1
+    assert "Check failure stack trace" not in run.stderr, run.stderr[-3000:]
+    assert "    @ " not in run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert "detected missing heartbeats" in lines[-2], run.stderr[-3000:]
+    assert lines[-1].startswith(
+        "sktriplet launch: process 0 of 2 was killed by SIGABRT"
+    )
