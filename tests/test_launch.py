@@ -210,8 +210,8 @@ def test_a_processs_cpp_stack_dump_is_left_out_of_the_launchers_output(tmp_path)
     assert run.returncode == 1
     assert "Check failure stack trace" not in run.stderr, run.stderr[-3000:]
     assert "    @ " not in run.stderr
-    lines = run.stderr.strip().splitlines()
-    assert "detected missing heartbeats" in lines[-2], run.stderr[-3000:]
-    assert lines[-1].startswith(
-        "sktriplet launch: process 0 of 2 was killed by SIGABRT"
-    )
+    # The fatal line stays; the other process may say its own before the
+    # launcher stops it (it sees the coordinator go within milliseconds).
+    assert "service detected missing heartbeats" in run.stderr, run.stderr[-3000:]
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("sktriplet launch: process 0 of 2 was killed by SIGABRT")
