@@ -415,11 +415,8 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """Mean average precision at R of leave-one-out retrieval in the embedding.
 
         Independent of ``margin``, so that a search over it compares like with
-        like (:func:`.metrics.mean_average_precision_at_r`).  Beyond 1000
-        labelled samples it is an unbiased estimate from fixed samples of 1000
-        queries and 1000 samples (the same for the same ``y``, so that a
-        search compares its candidates on equal terms), at a fraction of the
-        cost of one pass over all the distances.
+        like (:func:`.metrics.mean_average_precision_at_r`, whose fixed-sample
+        estimate it gives beyond 1000 labelled samples).
 
         Parameters
         ----------

@@ -22,6 +22,7 @@ from sklearn.metrics import pairwise_distances_chunked
 from sklearn.utils import check_X_y
 
 from ._checks import indicator_or_labels
+from .sampling import rows_by_label
 
 __all__ = [
     "AUTO_SAMPLE_SIZE",
@@ -183,17 +184,14 @@ def _stratified(labels: _Labels, candidates: np.ndarray, size: int, rng) -> tupl
         return candidates, np.ones(n)
     if labels.strata is None or len(np.unique(labels.strata[candidates])) > size // 2:
         return np.sort(rng.choice(candidates, size, replace=False)), np.ones(size)
-    strata = labels.strata[candidates]
-    sizes = np.bincount(strata)
-    present = np.flatnonzero(sizes)
-    share = size * sizes[present] / n
+    groups = [candidates[rows] for rows in rows_by_label(labels.strata[candidates])[1]]
+    sizes = np.array([len(group) for group in groups])
+    share = size * sizes / n
     take = np.maximum(np.floor(share).astype(int), 1)
     extra = size - take.sum()
     if extra > 0:
         take[np.argsort(-(share - np.floor(share)), kind="stable")[:extra]] += 1
-    take = np.minimum(take, sizes[present])
-    order = np.argsort(strata, kind="stable")
-    groups = np.split(candidates[order], np.cumsum(sizes[present])[:-1])
+    take = np.minimum(take, sizes)
     chosen, weights = [], []
     for group, k in zip(groups, take):
         chosen.append(rng.choice(group, k, replace=False))

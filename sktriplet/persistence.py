@@ -377,12 +377,16 @@ def _check_keys(
 
 
 def _refuse(path: Path, key: str, expected: str, value) -> None:
-    shown = repr(value)
-    shown = shown if len(shown) <= 80 else shown[:77] + "..."
     raise ValueError(
         f"{path} is not a valid sktriplet model file: {_METADATA}'s {key!r} "
-        f"must be {expected}; it holds {shown}."
+        f"must be {expected}; it holds {_shown(value)}."
     )
+
+
+def _shown(value) -> str:
+    """``repr(value)``, cut to 80 characters for a one-line error."""
+    shown = repr(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 def _check_params(params: dict, path: Path) -> None:
@@ -459,11 +463,9 @@ def _check_optimizer_state(state: list, encoder, path: Path) -> None:
     moments = [tuple(a.shape) for a in state if a.ndim]
     expected = [tuple(w.shape) for w in encoder.trainable_weights for _ in (0, 1)]
     if moments != expected:
-        shown = repr(moments)
-        shown = shown if len(shown) <= 80 else shown[:77] + "..."
         raise ValueError(
             f"{path} is not a valid sktriplet model file: its optimizer state "
-            f"holds arrays of shapes {shown}, which do not fit its encoder "
+            f"holds arrays of shapes {_shown(moments)}, which do not fit its encoder "
             f"({len(expected) // 2} trainable weights need two moments each)."
         )
     if not all(np.isfinite(a).all() for a in state):

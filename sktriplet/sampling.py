@@ -63,6 +63,20 @@ class _CyclingPool:
         return np.concatenate(out)
 
 
+def rows_by_label(y) -> tuple[np.ndarray, list]:
+    """The distinct labels of a 1-D ``y`` and the rows of each, in row order.
+
+    One stable sort groups them all: a scan of ``y`` per label would cost
+    labels x rows (minutes for 100,000 classes).
+
+    >>> labels, rows = rows_by_label(np.array([2, 0, 2, 1, 0]))
+    >>> labels.tolist(), [r.tolist() for r in rows]
+    ([0, 1, 2], [[1, 4], [3], [0, 2]])
+    """
+    labels, counts = np.unique(y, return_counts=True)
+    return labels, np.split(np.argsort(y, kind="stable"), np.cumsum(counts)[:-1])
+
+
 def _members(y) -> dict:
     """The rows of each class of ``y`` (class codes ``0 .. n - 1``), or of each
     label of a multi-label indicator matrix, where a row with several labels
@@ -71,11 +85,7 @@ def _members(y) -> dict:
     if y.ndim == 2:
         columns = (np.flatnonzero(y[:, c]) for c in range(y.shape[1]))
         return {c: rows for c, rows in enumerate(columns) if len(rows)}
-    # One stable sort groups the rows of every class in row order: a scan of
-    # y per class costs classes x rows (minutes for 100,000 classes).
-    counts = np.bincount(y)
-    groups = np.split(np.argsort(y, kind="stable"), np.cumsum(counts)[:-1])
-    return {c: groups[c] for c in np.flatnonzero(counts)}
+    return dict(zip(*rows_by_label(y)))
 
 
 def _unpaired(y, members: dict, eligible: list) -> np.ndarray:
@@ -303,9 +313,7 @@ def validation_split(
         val_mask = np.isin(y, held)
     else:
         val_mask = np.zeros(len(y), dtype=bool)
-        # The rows of each class in row order, by one sort (see _members).
-        groups = np.split(np.argsort(y, kind="stable"), np.cumsum(counts)[:-1])
-        for rows, n_c in zip(groups, counts):
+        for rows, n_c in zip(rows_by_label(y)[1], counts):
             n_val = int(round(fraction * n_c))
             if n_val >= 2 and n_c - n_val >= 2:
                 rows = random_state.permutation(rows)
