@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -169,35 +170,45 @@ def _run(command, processes, ids, coordinator, heartbeat, reasons) -> int:
     ]
     for forwarder in forwarders:
         forwarder.start()
+    # One waiter per process queues it as it ends, so that the launcher blames
+    # the first to fail, not the first in its list: once one process dies, its
+    # peers fail too (their collectives lose it), often before a poll sees it.
+    ended = queue.Queue()
+    for process_id, process in running.items():
+        waiter = threading.Thread(
+            target=lambda i, p: ended.put((i, p.wait())), args=(process_id, process),
+            daemon=True,
+        )  # fmt: skip
+        waiter.start()
     try:
         while running:
-            for process_id, process in list(running.items()):
-                code = process.poll()
-                if code is None:
-                    continue
-                del running[process_id]
-                if code != 0:
-                    others = len([p for p in running.values() if p.poll() is None])
-                    for other in running:
-                        silenced[other].set()
-                    _stop(running)
-                    stopped = (
-                        f"stopped the {others} other process"
-                        + ("es" if others > 1 else "")
-                        + " on this host"
-                        if others
-                        else "no other process on this host was still running"
-                    )
-                    for forwarder in forwarders:  # their last words first
-                        forwarder.join(timeout=5)
-                    why = _reason(reasons, process_id)
-                    print(
-                        f"sktriplet launch: process {process_id} of {processes} "
-                        f"{_status(code)}{why}; {stopped}.",
-                        file=sys.stderr,
-                    )
-                    return 1
-            time.sleep(0.1)
+            try:
+                process_id, code = ended.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            del running[process_id]
+            if code == 0:
+                continue
+            others = len([p for p in running.values() if p.poll() is None])
+            for other in running:
+                silenced[other].set()
+            _stop(running)
+            stopped = (
+                f"stopped the {others} other process"
+                + ("es" if others > 1 else "")
+                + " on this host"
+                if others
+                else "no other process on this host was still running"
+            )
+            for forwarder in forwarders:  # their last words first
+                forwarder.join(timeout=5)
+            why = _reason(reasons, process_id)
+            print(
+                f"sktriplet launch: process {process_id} of {processes} "
+                f"{_status(code)}{why}; {stopped}.",
+                file=sys.stderr,
+            )
+            return 1
     except KeyboardInterrupt:
         _stop(running)
         return 130
