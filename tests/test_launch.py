@@ -246,3 +246,69 @@ def test_a_processs_cpp_stack_dump_is_left_out_of_the_launchers_output(tmp_path)
     assert "service detected missing heartbeats" in run.stderr, run.stderr[-3000:]
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith("sktriplet launch: process 0 of 2 was killed by SIGABRT")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_when_one_process_fails_the_launcher_stops_the_others(tmp_path, capsys):
+    """The launcher itself, in this process, over plain Python processes:
+    process 1 exits with status 3 while process 0 sleeps; the run ends at
+    once with status 1, process 0 is gone (not left to sleep on, an orphan),
+    and the line names process 1 and its status (issue 46: removing the call
+    that stops the others passed every test)."""
+    from sktriplet import launch
+
+    script = tmp_path / "worker.py"
+    script.write_text(
+        "import os, sys, time\n"
+        f"folder = {str(tmp_path)!r}\n"
+        "me = os.environ['SKTRIPLET_PROCESS_ID']\n"
+        "open(os.path.join(folder, me + '.pid'), 'w').write(str(os.getpid()))\n"
+        "if me == '1':\n"
+        "    while not os.path.exists(os.path.join(folder, '0.pid')):\n"
+        "        time.sleep(0.01)\n"
+        "    sys.exit(3)\n"
+        "time.sleep(600)\n"
+    )
+    start = time.monotonic()
+    code = launch.run([sys.executable, str(script)], 2, [0, 1], "localhost:1", 30)
+    assert code == 1
+    assert time.monotonic() - start < 30
+    pid = int((tmp_path / "0.pid").read_text())
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid), "process 0 was left running"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "sktriplet launch: process 1 of 2 exited with status 3; stopped the 1 "
+        "other process on this host."
+    )
+
+
+def test_every_process_that_succeeds_makes_the_run_succeed(tmp_path):
+    """Each process gets its id, the process count, the coordinator and the
+    heartbeat in its environment, and runs on JAX; all exit 0: status 0."""
+    from sktriplet import launch
+
+    script = tmp_path / "worker.py"
+    script.write_text(
+        "import os, json\n"
+        "keys = ['SKTRIPLET_PROCESS_ID', 'SKTRIPLET_PROCESSES', "
+        "'SKTRIPLET_COORDINATOR', 'SKTRIPLET_HEARTBEAT_TIMEOUT', 'KERAS_BACKEND']\n"
+        f"path = os.path.join({str(tmp_path)!r}, os.environ[keys[0]] + '.json')\n"
+        "json.dump([os.environ[k] for k in keys], open(path, 'w'))\n"
+    )
+    code = launch.run([sys.executable, str(script)], 3, [0, 2], "host0:7", 12)
+    assert code == 0
+    import json
+
+    for process in (0, 2):
+        seen = json.loads((tmp_path / f"{process}.json").read_text())
+        assert seen == [str(process), "3", "host0:7", "12", "jax"]
+    assert not (tmp_path / "1.json").exists()

@@ -84,19 +84,8 @@ def _reference(X, y, metric):
     D = pairwise_distances(X, metric=metric)
     Y = np.asarray(y)
     share = (Y @ Y.T > 0) if Y.ndim == 2 else Y[:, None] == Y[None, :]
-    ap, rp, p1 = [], [], []
-    for q in range(len(D)):
-        others = np.delete(np.arange(len(D)), q)
-        order = others[np.argsort(D[q, others], kind="stable")]
-        relevant = share[q, order]
-        r = int(relevant.sum())
-        if r == 0:
-            continue
-        hits = relevant[:r]
-        ap.append(np.sum(np.cumsum(hits) / np.arange(1, r + 1) * hits) / r)
-        rp.append(hits.sum() / r)
-        p1.append(float(relevant[0]))
-    return np.mean(ap), np.mean(rp), np.mean(p1)
+    everyone = np.arange(len(D))
+    return tuple(np.nanmean(_per_query(D, share, everyone, everyone), axis=1))
 
 
 def _sets():
@@ -202,3 +191,72 @@ def test_two_classes_of_12000_rows_score_in_bounded_memory():
 def test_sample_size_is_checked(bad):
     with pytest.raises(ValueError, match="sample_size must be a positive integer"):
         mean_average_precision_at_r(X_LINE, Y_LINE, sample_size=bad)
+
+
+def _per_query(D, share, rows, columns):
+    """AP@R, R-precision and precision@1 of each query ``rows[i]`` against the
+    samples ``columns`` by the definition: the others ranked by a stable sort
+    of their distance, ties in sample order; NaN where R = 0."""
+    out = np.full((3, len(rows)), np.nan)
+    for i, q in enumerate(rows):
+        others = columns[columns != q]
+        order = others[np.argsort(D[q, others], kind="stable")]
+        relevant = share[q, order]
+        r = int(relevant.sum())
+        if r == 0:
+            continue
+        hits = relevant[:r]
+        out[0, i] = np.sum(np.cumsum(hits) / np.arange(1, r + 1) * hits) / r
+        out[1, i] = hits.sum() / r
+        out[2, i] = float(relevant[0])
+    return out
+
+
+def _small_integer_case(rng, dtype):
+    """A few points on a tiny integer grid, so that most distances tie, with
+    class labels or (one case in three) label sets."""
+    n = rng.randint(3, 26)
+    X = rng.randint(0, 3, size=(n, rng.randint(1, 3))).astype(dtype)
+    if rng.rand() < 1 / 3:
+        y = (rng.rand(n, 3) < 0.4).astype(int)
+        share = (y @ y.T) > 0
+    else:
+        y = rng.randint(0, rng.randint(2, 5), n)
+        share = y[:, None] == y[None, :]
+    return X, y, share
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ties_are_ranked_in_sample_order_for_every_query(dtype):
+    """The stated rule, "ties in sample order, as a stable sort does", held
+    query by query on 150 small integer-valued sets (most distances tie,
+    across rank R too), for every query against every sample and for a
+    subset of queries against a subset of samples (the estimate's proxy)."""
+    from sklearn.metrics import pairwise_distances
+
+    from sktriplet.metrics import _Labels, _scores_of
+
+    rng = np.random.RandomState(0)
+    for _ in range(150):
+        X, y, share = _small_integer_case(rng, dtype)
+        n, labels = len(X), _Labels(y)
+        D = pairwise_distances(X)
+        everyone = np.arange(n)
+        got = np.array(_scores_of(X, None, None, labels, "euclidean"))
+        expected = _per_query(D, share, everyone, everyone)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+        rows = np.sort(rng.choice(n, rng.randint(1, n + 1), replace=False))
+        columns = np.sort(rng.choice(n, rng.randint(2, n + 1), replace=False))
+        got = np.array(_scores_of(X, rows, columns, labels, "euclidean"))
+        expected = _per_query(D, share, rows, columns)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+        if np.isnan(_per_query(D, share, everyone, everyone)[0]).all():
+            continue
+        means = [
+            f(X, y, sample_size=None)
+            for f in (mean_average_precision_at_r, r_precision, precision_at_1)
+        ]
+        np.testing.assert_allclose(
+            means, np.nanmean(_per_query(D, share, everyone, everyone), axis=1),
+            rtol=0, atol=1e-12,
+        )  # fmt: skip

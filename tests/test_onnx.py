@@ -16,11 +16,21 @@ skl2onnx = pytest.importorskip("skl2onnx")
 
 
 def _run(model, X):
+    """The pipeline's outputs, by whatever names skl2onnx gave them."""
     session = ort.InferenceSession(
         model.SerializeToString(), providers=["CPUExecutionProvider"]
     )
     (name,) = [i.name for i in session.get_inputs()]
     return session.run(None, {name: X})
+
+
+def _embed(model, X):
+    """What a serving client does with ``to_onnx``'s model: feed ``X`` and ask
+    for ``embedding`` by the names its docs promise."""
+    session = ort.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    return session.run(["embedding"], {"X": X})
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +60,7 @@ def test_a_dense_encoder_in_onnxruntime_matches_transform(split, quick, encoder,
     given = None if encoder == "default" else _dense_stack_with_batch_norm
     emb = TripletEmbedder(**quick, encoder=given).fit(X_train, y_train)
     assert emb._encoder.forward is not None  # written as ONNX operators
-    (out,) = _run(sk_onnx.to_onnx(emb, dtype=dtype), X_test.astype(dtype))
+    (out,) = _embed(sk_onnx.to_onnx(emb, dtype=dtype), X_test.astype(dtype))
     expected = emb.transform(X_test.astype(dtype))
     assert out.dtype == expected.dtype == dtype
     np.testing.assert_allclose(out, expected, atol=1e-5)
@@ -68,7 +78,7 @@ def test_the_default_image_encoder_in_onnxruntime_matches_transform():
     emb = TripletEmbedder(epochs=2, random_state=0, device="cpu").fit(X[:60], y[:60])
     assert emb._encoder.forward is None
     for dtype in (np.float32, np.float64):
-        (out,) = _run(sk_onnx.to_onnx(emb, dtype=dtype), X[60:].astype(dtype))
+        (out,) = _embed(sk_onnx.to_onnx(emb, dtype=dtype), X[60:].astype(dtype))
         expected = emb.transform(X[60:].astype(dtype))
         assert out.dtype == dtype
         np.testing.assert_allclose(out, expected, atol=1e-5)
@@ -119,7 +129,7 @@ def test_cli_export_then_onnxruntime_in_fresh_processes(digits, quick, tmp_path)
     script = (
         "import sys, numpy as np, onnxruntime as ort;"
         f"s = ort.InferenceSession({str(tmp_path / 'm.onnx')!r});"
-        f"np.save({str(tmp_path / 'E.npy')!r}, s.run(None, {{'X': np.load("
+        f"np.save({str(tmp_path / 'E.npy')!r}, s.run(['embedding'], {{'X': np.load("
         f"{str(tmp_path / 'X.npy')!r})}})[0]);"
         "assert 'tensorflow' not in sys.modules and 'sktriplet' not in sys.modules"
     )
