@@ -1,5 +1,7 @@
 """Retrieval metrics on hand-computed examples."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -260,3 +262,103 @@ def test_ties_are_ranked_in_sample_order_for_every_query(dtype):
             means, np.nanmean(_per_query(D, share, everyone, everyone), axis=1),
             rtol=0, atol=1e-12,
         )  # fmt: skip
+
+
+def test_text_labels_score_as_their_integer_codes():
+    rng = np.random.RandomState(0)
+    X, codes = rng.normal(size=(60, 3)), rng.randint(0, 3, 60)
+    words = np.array(["cat", "dog", "emu"], dtype=object)[codes]
+    for f in (mean_average_precision_at_r, r_precision, precision_at_1):
+        assert f(X, words) == f(X, codes)
+
+
+@pytest.mark.parametrize(
+    "y, message",
+    [(np.arange(4), "every one of the 4 labels given is unique."),
+     (np.eye(4, dtype=int), "no two of the 4 samples given share a label.")],
+)  # fmt: skip
+def test_labels_no_two_samples_share_are_named(y, message):
+    with pytest.raises(ValueError, match=re.escape(
+        "Retrieval metrics need at least one label shared by two or more "
+        "samples; " + message
+    )):  # fmt: skip
+        mean_average_precision_at_r(np.zeros((4, 2)), y)
+
+
+def test_a_label_set_shared_by_exactly_two_samples_makes_both_queries():
+    """Rows 0 and 1 share label 0 (and only they); row 2's label is its
+    own: queries 0 and 1 only, each with R = 1, each retrieving the other
+    first."""
+    X = np.array([[0.0], [1.0], [3.0]])
+    Y = np.array([[1, 0], [1, 0], [0, 1]])
+    assert mean_average_precision_at_r(X, Y) == precision_at_1(X, Y) == 1.0
+
+
+def test_a_sample_size_of_every_query_is_exact():
+    rng = np.random.RandomState(3)
+    y = rng.randint(0, 4, 80)
+    X = rng.normal(size=(80, 3)) + y[:, None]
+    exact = mean_average_precision_at_r(X, y, sample_size=None)
+    assert mean_average_precision_at_r(X, y, sample_size=80) == exact
+    assert mean_average_precision_at_r(X, y, sample_size=79) != exact
+
+
+def test_a_small_sample_corrects_its_proxy_to_the_exact_score():
+    """With a database of 40 samples, the proxy scores are far from the exact
+    ones; the correction by 40 exact queries brings the mean of 20 draws
+    within 0.01 of the exact score (rows of classes of one sample are left
+    out, as in the exact score)."""
+    rng = np.random.RandomState(4)
+    y = np.concatenate([rng.randint(0, 2, 1500), 10 + np.arange(100)])
+    X = rng.normal(size=(1600, 3)) + 0.7 * (y[:, None] % 10)
+    exact = mean_average_precision_at_r(X, y, sample_size=None)
+    draws = [
+        mean_average_precision_at_r(X, y, sample_size=40, random_state=s)
+        for s in range(20)
+    ]
+    assert abs(np.mean(draws) - exact) < 0.01, (np.mean(draws), exact)
+
+
+@pytest.mark.parametrize("f", [mean_average_precision_at_r, r_precision,
+                               precision_at_1])  # fmt: skip
+def test_every_metric_samples_by_its_own_sample_size_and_random_state(f):
+    rng = np.random.RandomState(5)
+    y = rng.randint(0, 3, 400)
+    X = rng.normal(size=(400, 3)) + y[:, None]
+    exact = f(X, y, sample_size=None)
+    assert f(X, y, sample_size=30) != exact
+    assert f(X, y, sample_size=30) == f(X, y, sample_size=30, random_state=0)
+    assert f(X, y, sample_size=30, random_state=1) != f(X, y, sample_size=30)
+    assert np.isfinite(f(X, y, sample_size=1))
+
+
+def test_the_stratified_sample_allocates_by_class_size():
+    """size 10 of classes of 50, 30, 15 and 5 rows: shares 5, 3, 1.5 and 0.5;
+    at least one a class, then largest remainders: 5, 3, 1, 1; each class's
+    weight its rows over its draws; distinct, sorted rows."""
+    from sktriplet.metrics import _Labels, _stratified
+
+    y = np.repeat([0, 1, 2, 3], [50, 30, 15, 5])
+    labels = _Labels(y)
+    rows, weights = _stratified(labels, np.arange(100), 10, np.random.RandomState(0))
+    assert len(np.unique(rows)) == 10 and (np.diff(rows) > 0).all()
+    np.testing.assert_array_equal(np.bincount(y[rows], minlength=4), [5, 3, 1, 1])
+    np.testing.assert_array_equal(weights, np.array([10, 10, 15, 5])[y[rows]])
+    # Shares 4.5, 2.7, 1.35, 0.45 of 9: floors 4, 2, 1, 1 (at least one) and
+    # the one left to the largest remainder (0.7, class 1).
+    rows, _ = _stratified(labels, np.arange(100), 9, np.random.RandomState(0))
+    np.testing.assert_array_equal(np.bincount(y[rows], minlength=4), [4, 3, 1, 1])
+    every, ones = _stratified(labels, np.arange(100), 100, np.random.RandomState(0))
+    np.testing.assert_array_equal(every, np.arange(100))
+    np.testing.assert_array_equal(ones, np.ones(100))
+
+
+def test_many_classes_or_label_sets_are_sampled_uniformly():
+    from sktriplet.metrics import _Labels, _stratified
+
+    for y in (np.arange(100) % 6, (np.random.RandomState(0).rand(100, 3) < 0.5)):
+        rows, weights = _stratified(
+            _Labels(y.astype(int)), np.arange(100), 10, np.random.RandomState(0)
+        )
+        assert len(np.unique(rows)) == 10 and (np.diff(rows) > 0).all()
+        np.testing.assert_array_equal(weights, np.ones(10))
