@@ -26,13 +26,20 @@ import json
 import os
 import tempfile
 import zipfile
-from numbers import Integral, Real
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
 from ._files import writing
+from ._schema import (
+    FORMAT,
+    FORMAT_VERSION,
+    METADATA,
+    check_keys,
+    check_metadata,
+    shown,
+)
 from ._warnings import user_stacklevel
 
 if TYPE_CHECKING:  # imported where used: read_metadata needs neither
@@ -40,15 +47,11 @@ if TYPE_CHECKING:  # imported where used: read_metadata needs neither
 
 __all__ = ["FORMAT_VERSION", "load", "read_metadata", "save"]
 
-FORMAT = "sktriplet.TripletEmbedder"
-FORMAT_VERSION = 1
-_METADATA = "metadata.json"
 _ENCODER = "encoder.keras"
 _ENCODER_PARAM = "encoder_param.keras"
 _OPTIMIZER = "optimizer.npz"  # optional: files written before it load without
 # Parameters that hold live objects of this process, meaningless in a file.
 _RUNTIME_PARAMS = ("callbacks", "strategy")
-_ENCODER_KINDS = ("default", "callable", "keras_model")
 
 
 def save(estimator: TripletEmbedder, path: str | os.PathLike | IO[bytes]) -> None:
@@ -150,7 +153,7 @@ def save(estimator: TripletEmbedder, path: str | os.PathLike | IO[bytes]) -> Non
         writing(path) as file,
         zipfile.ZipFile(file, "w") as zf,
     ):
-        zf.writestr(_METADATA, text)
+        zf.writestr(METADATA, text)
         zf.write(_keras_file(estimator.encoder_, tmp, _ENCODER), _ENCODER)
         if encoder_kind == "keras_model":
             zf.write(_keras_file(encoder_param, tmp, _ENCODER_PARAM), _ENCODER_PARAM)
@@ -242,151 +245,15 @@ def read_metadata(path: str | os.PathLike) -> dict:
         ) from exc
 
 
-# The schema of metadata.json, format version 1: each key, a test of its value
-# and what the test asks for, in words (for the error).
-def _integer(low: int):
-    return (
-        lambda v: isinstance(v, Integral) and not isinstance(v, bool) and v >= low,
-        f"an integer >= {low}",
-    )
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, Real) and not isinstance(v, bool)
-
-
-def _is_label(v) -> bool:
-    return isinstance(v, (str, Real))  # bool is a Real
-
-
-def _is_classes(v) -> bool:
-    if not (isinstance(v, dict) and set(v) == {"dtype", "values"}):
-        return False
-    try:
-        kind = np.dtype(v["dtype"]).kind
-    except TypeError:
-        return False
-    # Object dtype: text labels as pandas gives them (object, string or
-    # category Series), loaded back as the same object array.
-    return (
-        kind in "biufUO"
-        and isinstance(v["values"], list)
-        and all(_is_label(label) for label in v["values"])
-    )
-
-
-_TOP_LEVEL = {
-    "format": (lambda v: v == FORMAT, repr(FORMAT)),
-    "format_version": _integer(1),
-    "params": (lambda v: isinstance(v, dict), "an object of parameters"),
-    "encoder_param": (lambda v: v in _ENCODER_KINDS, f"one of {_ENCODER_KINDS}"),
-    "fitted": (lambda v: isinstance(v, dict), "an object of fitted attributes"),
-}
-_FITTED = {
-    "classes_": (
-        _is_classes,
-        "{'dtype': a numpy dtype of numbers, booleans, strings or objects, "
-        "'values': a list of labels}",
-    ),
-    "feature_names_in_": (
-        lambda v: (
-            v is None or (isinstance(v, list) and all(isinstance(s, str) for s in v))
-        ),
-        "null or a list of strings",
-    ),
-    "_multilabel": (lambda v: isinstance(v, bool), "true or false"),
-    "n_features_in_": _integer(1),
-    "sample_shape": (
-        lambda v: (
-            isinstance(v, list) and len(v) >= 1 and all(_integer(1)[0](s) for s in v)
-        ),
-        "a list of integers >= 1",
-    ),
-    "n_components_": _integer(1),
-    "n_iter_": _integer(0),
-    "best_epoch_": (
-        lambda v: v is None or _integer(0)[0](v),
-        "null or an integer >= 0",
-    ),
-    "history_": (
-        lambda v: (
-            isinstance(v, dict)
-            and all(
-                isinstance(values, list) and all(_is_number(x) for x in values)
-                for values in v.values()
-            )
-        ),
-        "an object of lists of numbers",
-    ),
-}
-
-
 def _read_checked_metadata(zf: zipfile.ZipFile, path: Path) -> dict:
     try:
-        metadata = json.loads(zf.read(_METADATA))
+        metadata = json.loads(zf.read(METADATA))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(
-            f"{path} is not a readable sktriplet model file (its {_METADATA} is "
+            f"{path} is not a readable sktriplet model file (its {METADATA} is "
             f"not JSON: {exc})."
         ) from exc
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        raise ValueError(
-            f"{path} is not a readable sktriplet model file (its metadata.json "
-            "names no sktriplet format)."
-        )
-    version = metadata.get("format_version")
-    if _integer(1)[0](version) and version > FORMAT_VERSION:
-        raise ValueError(
-            f"{path} was written in sktriplet model format version {version}; this "
-            f"sktriplet reads versions up to {FORMAT_VERSION}. Upgrade sktriplet."
-        )
-    _check_keys(metadata, _TOP_LEVEL, "", path)
-    _check_keys(metadata["fitted"], _FITTED, "fitted.", path)
-    fitted = metadata["fitted"]
-    n_features = fitted["n_features_in_"]
-    if fitted["sample_shape"][0] != n_features:
-        _refuse(
-            path,
-            "fitted.sample_shape",
-            f"a shape of {n_features} rows (n_features_in_)",
-            fitted["sample_shape"],
-        )
-    names = fitted["feature_names_in_"]
-    if names is not None and len(names) != n_features:
-        _refuse(path, "fitted.feature_names_in_", f"{n_features} names", names)
-    return metadata
-
-
-def _check_keys(
-    found: dict, schema: dict, prefix: str, path: Path, required=True, allowed=()
-) -> None:
-    unknown = sorted(set(found) - set(schema) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"{path} is not a valid sktriplet model file: {_METADATA} holds "
-            f"the unknown key {prefix + unknown[0]!r}."
-        )
-    for key, (valid, expected) in schema.items():
-        if key not in found and required:
-            raise ValueError(
-                f"{path} is not a valid sktriplet model file: {_METADATA} lacks "
-                f"the key {prefix + key!r}."
-            )
-        if not valid(found[key]):
-            _refuse(path, prefix + key, expected, found[key])
-
-
-def _refuse(path: Path, key: str, expected: str, value) -> None:
-    raise ValueError(
-        f"{path} is not a valid sktriplet model file: {_METADATA}'s {key!r} "
-        f"must be {expected}; it holds {_shown(value)}."
-    )
-
-
-def _shown(value) -> str:
-    """``repr(value)``, cut to 80 characters for a one-line error."""
-    shown = repr(value)
-    return shown if len(shown) <= 80 else shown[:77] + "..."
+    return check_metadata(metadata, path)
 
 
 def _check_params(params: dict, path: Path) -> None:
@@ -396,13 +263,13 @@ def _check_params(params: dict, path: Path) -> None:
     from .estimator import TripletEmbedder
 
     known = set(TripletEmbedder().get_params()) - {"encoder", *_RUNTIME_PARAMS}
-    _check_keys(params, {}, "params.", path, required=False, allowed=known)
+    check_keys(params, {}, "params.", path, required=False, allowed=known)
     try:
         check_hidden_layer_sizes(params.get("hidden_layer_sizes", (1,)))
         TripletEmbedder(**_params(params))._validate_params()
     except ValueError as exc:
         raise ValueError(
-            f"{path} is not a valid sktriplet model file: {_METADATA} holds an "
+            f"{path} is not a valid sktriplet model file: {METADATA} holds an "
             f"invalid parameter: {exc}"
         ) from None
 
@@ -429,7 +296,7 @@ def _check_encoder_matches(encoder, fitted: dict, path: Path) -> None:
     if not (takes and gives):
         raise ValueError(
             f"{path} is not a valid sktriplet model file: its encoder maps "
-            f"inputs of shape {got_in} to {got_out}, but {_METADATA} says samples "
+            f"inputs of shape {got_in} to {got_out}, but {METADATA} says samples "
             f"of shape {sample_shape} to {fitted['n_components_']} dimensions."
         )
 
@@ -465,7 +332,7 @@ def _check_optimizer_state(state: list, encoder, path: Path) -> None:
     if moments != expected:
         raise ValueError(
             f"{path} is not a valid sktriplet model file: its optimizer state "
-            f"holds arrays of shapes {_shown(moments)}, which do not fit its encoder "
+            f"holds arrays of shapes {shown(moments)}, which do not fit its encoder "
             f"({len(expected) // 2} trainable weights need two moments each)."
         )
     if not all(np.isfinite(a).all() for a in state):
