@@ -38,6 +38,10 @@ MODULES = {
     "metrics": (["sktriplet/metrics.py"], ["tests/test_metrics.py"]),
     "mining": (["sktriplet/mining.py"], ["tests/test_mining.py"]),
     "sampling": (["sktriplet/sampling.py"], ["tests/test_sampling.py"]),
+    "_files": (["sktriplet/_files.py"], ["tests/test_files.py"]),
+    "_checks": (["sktriplet/_checks.py"], ["tests/test_checks.py"]),
+    "_schema": (["sktriplet/_schema.py"], ["tests/test_schema.py"]),
+    "_table": (["sktriplet/_table.py"], ["tests/test_table.py"]),
     # The launcher's tests that run it in this process (the others start it
     # as a command, where mutmut cannot see which function they reach).
     "launch": (["sktriplet/launch.py"], ["tests/test_launch.py"]),

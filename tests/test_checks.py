@@ -1,0 +1,342 @@
+"""The checks of sktriplet._checks on plain arrays: each refusal names the
+problem and what to do, each warning fires where it says and only there.  No
+Keras; the estimator-level behaviour is in test_validation.py."""
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from sktriplet import _checks as checks
+
+
+def _raises(message, kind=ValueError):
+    return pytest.raises(kind, match="^" + re.escape(message) + "$")
+
+
+def test_paired_embeddings_must_match():
+    a, b = np.zeros((3, 2)), np.ones((3, 2))
+    assert checks.paired(a, b) == (a, b)
+    with _raises("X1 and X2 must hold the same number of samples to compare them "
+                 "pairwise; got 3 and 2."):  # fmt: skip
+        checks.paired(a, b[:2])
+
+
+def test_integer_arrays_keep_their_dtype_and_others_become_float():
+    floats = [np.float32, np.float64]
+    assert checks.read_as(np.zeros(2, np.uint8), floats) is None
+    assert checks.read_as(np.zeros(2, np.int64), floats) is None
+    assert checks.read_as(np.zeros(2, bool), floats) == floats
+    assert checks.read_as(np.zeros(2), floats) == floats
+    assert checks.read_as([[1, 2]], floats) == floats
+
+
+def test_values_beyond_float32_are_refused_and_the_edge_passes():
+    largest = float(np.finfo(np.float32).max)
+    checks.check_float32_range(np.array([[largest, -largest]]))
+    checks.check_float32_range(np.zeros((0, 3)))
+    checks.check_float32_range(np.array([[-3e38, 3e38]], np.float32))  # as read
+    for bad, low, high in ((np.array([[1.0, 1e39]]), "1", "1e+39"),
+                           (np.array([[-1e39, 2.0]]), "-1e+39", "2")):  # fmt: skip
+        with _raises(
+            f"X holds values beyond float32's range (from {low} to {high}; float32 "
+            "holds at most 3.4e+38), and the network computes in float32: its "
+            "loss would be NaN. Scale the features, for example with "
+            "StandardScaler."
+        ):
+            checks.check_float32_range(bad)
+
+
+def test_the_default_encoder_takes_vectors_and_channels_last_images():
+    X2, X4 = np.zeros((2, 5)), np.zeros((2, 8, 8, 3))
+    assert checks.encoder_input(X2, None) is X2
+    assert checks.encoder_input(X4, None) is X4
+    gray = np.zeros((2, 8, 8))
+    out = checks.encoder_input(gray, None)
+    assert out.shape == (2, 8, 8, 1) and np.shares_memory(out, gray)
+    odd = np.zeros((2, 3, 4, 5, 6))
+    assert checks.encoder_input(odd, lambda: None) is odd  # a user's: any shape
+    for X in (np.zeros(4), odd):
+        with _raises(
+            f"X has {X.ndim} dimensions, shape {X.shape}; the default encoder "
+            "takes tabular data of shape (n_samples, n_features) or images of "
+            "shape (n_samples, height, width) or (n_samples, height, width, "
+            "channels). Reshape X, or pass an encoder that accepts it."
+        ):
+            checks.encoder_input(X, None)
+    with _raises(
+        "X has shape (2, 3, 32, 32), which looks like channels-first images (3 "
+        "channels of 32x32 pixels); the default encoder takes channels last, "
+        "(n_samples, height, width, channels). Use np.moveaxis(X, 1, -1)."
+    ):
+        checks.encoder_input(np.zeros((2, 3, 32, 32)), None)
+
+
+@pytest.mark.parametrize(
+    "shape, first",
+    [((3, 32, 32), True), ((1, 28, 28), True), ((4, 10, 7), True),
+     ((3, 4, 4), True), ((32, 32, 3), False), ((4, 4, 4), False),
+     ((28, 28, 1), False), ((2, 32, 32), False), ((3, 5, 4), False),
+     ((1, 1, 1), False), ((3, 3, 3), False)],
+)  # fmt: skip
+def test_channels_first_is_told_apart_from_channels_last(shape, first):
+    assert checks._looks_channels_first(shape) is first
+
+
+def test_partial_fit_needs_the_same_kind_of_y():
+    checks.check_same_kind_of_y(True, True)
+    checks.check_same_kind_of_y(False, False)
+    with _raises("This TripletEmbedder was fitted on one label per sample y; "
+                 "partial_fit needs the same kind of y in each call, here a "
+                 "multi-label indicator."):  # fmt: skip
+        checks.check_same_kind_of_y(True, False)
+    with _raises("This TripletEmbedder was fitted on a multi-label y; partial_fit "
+                 "needs the same kind of y in each call, here a 1-D y."):  # fmt: skip
+        checks.check_same_kind_of_y(False, True)
+
+
+def test_a_strategy_cannot_be_pickled():
+    checks.refuse_pickling_a_strategy(None)
+    with pytest.raises(
+        TypeError,
+        match="^A TripletEmbedder with a distribution "
+        "strategy cannot be pickled: .* which leaves it out.$",
+    ):
+        checks.refuse_pickling_a_strategy(object())
+
+
+def test_samples_of_another_shape_are_refused():
+    checks.check_fitted_sample_shape(np.zeros((2, 3)), (3,))
+    with _raises("X has samples of shape (4,), but TripletEmbedder was fitted on "
+                 "samples of shape (3,)."):  # fmt: skip
+        checks.check_fitted_sample_shape(np.zeros((2, 4)), (3,))
+
+
+@pytest.mark.parametrize(
+    "value, sizes",
+    [((64,), (64,)), ([8, 1], (8, 1)), (np.array([4, 2]), (4, 2)), (5, (5,)),
+     ((), ())],
+)  # fmt: skip
+def test_hidden_layer_sizes_are_positive_integers(value, sizes):
+    got = checks.check_hidden_layer_sizes(value)
+    assert got == sizes and all(type(s) is int for s in got)
+    params = checks.fit_params({"hidden_layer_sizes": value, "margin": 0.5})
+    assert params == {"hidden_layer_sizes": sizes, "margin": 0.5}
+
+
+@pytest.mark.parametrize("value", [(0,), (8, -1), (2.5,), ("8",), (8, None)])
+def test_other_hidden_layer_sizes_are_refused(value):
+    with _raises("hidden_layer_sizes must be a sequence of positive integers. "
+                 f"Received: hidden_layer_sizes={value!r}"):  # fmt: skip
+        checks.check_hidden_layer_sizes(value)
+
+
+def test_a_binary_indicator_is_multi_label_and_a_column_is_raveled():
+    Y = np.array([[1, 0], [0, 1], [1, 1]])
+    assert checks.indicator_or_labels(Y) is Y
+    assert checks.indicator_or_labels(Y.astype(bool)) is not None
+    sparse = sp.csr_matrix(Y)
+    assert checks.indicator_or_labels(sparse) is sparse
+    column = np.array([[2], [0], [1]])
+    np.testing.assert_array_equal(checks.indicator_or_labels(column), [2, 0, 1])
+    sparse_column = sp.csr_matrix(np.array([[1], [0]]))
+    assert checks.indicator_or_labels(sparse_column) is sparse_column
+    flat = np.array([3, 4])
+    assert checks.indicator_or_labels(flat) is flat
+
+
+@pytest.mark.parametrize(
+    "y, odd",
+    [(np.array([[0, 2], [1, 0]]), "2"), (np.array([[0.5, 1], [1, 0]]), "0.5"),
+     (np.array([["a", "b"], ["b", "a"]]), "'a'")],
+)  # fmt: skip
+def test_any_other_2d_y_is_refused_naming_a_value(y, odd):
+    with _raises(
+        f"y is 2-D with 2 columns but is not a binary label indicator matrix: it "
+        f"holds {odd}. A multi-label y holds only 0 and 1, a column per label (as "
+        "MultiLabelBinarizer gives); a y of one label per sample must be 1-D."
+    ):
+        checks.indicator_or_labels(y)
+
+
+def test_minus_one_in_an_indicator_says_what_a_row_without_labels_is():
+    message = (
+        "y is a multi-label indicator matrix holding -1. In a multi-label y a row "
+        "without a label is a row of zeros (it serves as a negative only); -1 "
+        "marks an unlabelled row only in a 1-D y of class labels."
+    )
+    for y in (np.array([[1, -1], [0, 1]]), sp.csr_matrix(np.array([[1, -1]]))):
+        with _raises(message):
+            checks.indicator_or_labels(y)
+    with pytest.raises(ValueError, match="it holds -1"):  # beside other values
+        checks.indicator_or_labels(np.array([[1, -1], [2, 0]]))
+
+
+@pytest.mark.parametrize(
+    "y",
+    [[[0, 1], [1]], [["a"], ["b", "c"]], [{"a"}, {"b"}], ({1, 0}, {0, 1}),
+     np.array([["a", "b"], ["c"]], dtype=object), [[0, 2], [1, 0]],
+     [[0, 1], 1]],
+)  # fmt: skip
+def test_label_sets_are_refused_with_how_to_make_an_indicator(y):
+    with _raises("y holds a collection of labels per sample. A multi-label y is a "
+                 "binary indicator matrix, one column per label: pass "
+                 "MultiLabelBinarizer().fit_transform(y)."):  # fmt: skip
+        checks.refuse_label_sets(y)
+
+
+@pytest.mark.parametrize(
+    "y",
+    [[[0, 1], [1, 0]], [(1.0, 0.0), (0.0, 1.0)], [np.array([0, 1]), [1, 1]],
+     [1, 2, 3], np.array([[0, 1]]), np.array(["a", "b"], dtype=object), "ab"],
+)  # fmt: skip
+def test_indicator_rows_and_plain_labels_pass(y):
+    checks.refuse_label_sets(y)
+
+
+def test_minus_one_marks_unlabelled_integer_labels_only():
+    np.testing.assert_array_equal(
+        checks.unlabelled_rows(np.array([-1, 0, 3])), [True, False, False]
+    )
+    np.testing.assert_array_equal(
+        checks.unlabelled_rows(np.array([-1.0, 2.0])), [True, False]
+    )
+    np.testing.assert_array_equal(
+        checks.unlabelled_rows(np.array([-1.0, 0.5])), [False, False]
+    )
+    np.testing.assert_array_equal(
+        checks.unlabelled_rows(np.array(["a", "b"])), [False, False]
+    )
+    for y in (np.array(["a", "-1"]), np.array(["a", -1], dtype=object)):
+        with pytest.raises(ValueError, match="^y mixes string labels with -1. "):
+            checks.unlabelled_rows(y)
+
+
+def test_score_takes_labels_in_every_form_and_scores_the_labelled():
+    E = np.zeros((3, 2))
+    y, rows = checks.labels_to_score([2, -1, 2], E)
+    np.testing.assert_array_equal(y, [2, 2])
+    np.testing.assert_array_equal(rows, [True, False, True])
+    y, rows = checks.labels_to_score(np.array([[1], [0], [1]]), E)
+    np.testing.assert_array_equal(y, [1, 0, 1])
+    assert rows.all()
+    Y = sp.coo_matrix(np.array([[1, 0], [0, 1], [1, 1]]))
+    y, rows = checks.labels_to_score(Y, E)
+    assert sp.isspmatrix_csr(y) and rows.all() and rows.dtype == bool
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        checks.labels_to_score([1, 2], E)
+
+
+def test_classes_and_codes_of_one_label_per_sample():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        classes, codes = checks.check_labels(np.array(["b", "a", "b", "a"]))
+    np.testing.assert_array_equal(classes, ["a", "b"])
+    np.testing.assert_array_equal(codes, [1, 0, 1, 0])
+    assert codes.dtype == np.int32
+    classes, codes = checks.check_labels(np.array([5, -1, 5, 7]))
+    np.testing.assert_array_equal(classes, [5, 7])
+    np.testing.assert_array_equal(codes, [0, -1, 0, 1])
+    assert codes.dtype == np.int32
+    classes, codes = checks.check_labels(np.array([5, 5, 9]), known=np.array([1, 9]))
+    np.testing.assert_array_equal(classes, [1, 5, 9])
+    np.testing.assert_array_equal(codes, [1, 1, 2])
+
+
+@pytest.mark.parametrize(
+    "y, message",
+    [(np.array([-1, -1]), "Every one of the 2 samples is unlabelled (y == -1): "
+      "TripletEmbedder needs labelled samples of two classes or more; -1 marks "
+      "only the unlabelled ones."),
+     (np.array([3, 3, -1]), "TripletEmbedder needs samples of at least two "
+      "classes to form triplets; y has 1 class: 3."),
+     (np.array(["a", "b", "c"]), "TripletEmbedder needs at least one class with "
+      "two or more samples to form a positive pair; each of the 3 classes in y "
+      "has a single sample.")],
+)  # fmt: skip
+def test_labels_that_cannot_form_a_triplet_are_refused(y, message):
+    with _raises(message):
+        checks.check_labels(y)
+
+
+def test_many_classes_of_one_sample_warn_and_few_do_not():
+    y = np.concatenate([np.repeat(np.arange(10), 3), [10]])  # 1 of 11: fine
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        checks.check_labels(y)
+    y = np.concatenate([np.repeat(np.arange(9), 3), [10, 11]])  # 2 of 11
+    with pytest.warns(UserWarning, match=re.escape(
+        "2 of the 11 classes in y have a single sample: they serve only as "
+        "negatives, never as anchors. Gather more samples per class for a "
+        "better embedding."
+    )):  # fmt: skip
+        checks.check_labels(y)
+
+
+def test_an_indicator_gives_label_indices_and_a_dense_uint8_matrix():
+    Y = sp.csr_matrix(np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0]]))
+    classes, codes = checks.check_labels(Y, known=np.arange(3))
+    np.testing.assert_array_equal(classes, [0, 1, 2])
+    assert codes.dtype == np.uint8 and isinstance(codes, np.ndarray)
+    np.testing.assert_array_equal(codes, Y.toarray())
+
+
+@pytest.mark.parametrize(
+    "Y, known, message",
+    [(np.array([[1, 0], [0, 1]]), None, "TripletEmbedder needs a label shared by "
+      "two or more samples to form a positive pair; no label of the 2 columns "
+      "of y is."),
+     (np.zeros((2, 2), int), None, "TripletEmbedder needs a label shared by two or "
+      "more samples to form a positive pair; no label of the 2 columns of y is."),
+     (np.array([[1, 0, 1], [0, 1, 1]]), None, "Every sample has label 2 (column 2 "
+      "of y is all ones), so every two samples share a label and no negative "
+      "exists. Drop that column."),
+     (np.array([[1, 0], [1, 1]]), np.arange(3), "y has 2 label columns, but this "
+      "TripletEmbedder was fitted on 3; partial_fit needs the same labels in each "
+      "call.")],
+)  # fmt: skip
+def test_indicators_that_cannot_form_a_triplet_are_refused(Y, known, message):
+    with _raises(message):
+        checks.check_labels(Y, known)
+
+
+_PARAMS = {"encoder": None, "learning_rate": 0.01, "mining": "semihard", "margin": 0.5}
+
+
+def test_a_collapsed_embedding_warns_with_the_likeliest_cause_first():
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]])
+    E = np.ones((3, 2))
+    with pytest.warns(UserWarning, match="^" + re.escape(
+        "The embedding collapsed: training drew every sample to nearly one point, "
+        "where the loss is stuck at the margin. Lower learning_rate (now 0.01), or "
+        "lower the margin (now 0.5)."
+    ) + "$"):  # fmt: skip
+        checks.warn_if_collapsed(X, E, _PARAMS)
+    with pytest.warns(UserWarning, match=re.escape(
+        "margin. Scale the features (they reach 2e+07; for example with "
+        "StandardScaler), lower learning_rate (now 0.01), use mining='semihard' "
+        "(now 'hard'), or lower the margin (now 0.5)."
+    )):  # fmt: skip
+        checks.warn_if_collapsed(X * 1e7, E, {**_PARAMS, "mining": "hard"})
+    with pytest.warns(UserWarning, match=re.escape("Lower learning_rate")):
+        checks.warn_if_collapsed(X * 1e7, E, {**_PARAMS, "encoder": len})
+    with pytest.warns(UserWarning, match=re.escape("Lower learning_rate")):
+        checks.warn_if_collapsed(np.ones((3, 2, 2)) * np.arange(3)[:, None, None]
+                                 * 1e7, E, _PARAMS)  # fmt: skip
+    tiny = np.zeros((3, 2))
+    tiny[0, 0] = 1e-10  # spread 1e-10 around 0: collapsed all the same
+    with pytest.warns(UserWarning, match="collapsed"):
+        checks.warn_if_collapsed(X, tiny, _PARAMS)
+
+
+def test_a_spread_embedding_or_identical_inputs_do_not_warn():
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        checks.warn_if_collapsed(X, np.array([[0.0, 1], [1, 0], [3, 3]]), _PARAMS)
+        checks.warn_if_collapsed(np.ones((3, 2)), np.ones((3, 2)), _PARAMS)
+        # Points 1e-2 apart at a scale of 1.4: small, but not a collapse.
+        checks.warn_if_collapsed(X, np.array([[1.0, 1], [1.01, 1], [1, 1]]),
+                                 _PARAMS)  # fmt: skip
