@@ -2,6 +2,8 @@
 two local processes joined by JAX's multi-process runtime."""
 
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -312,3 +314,210 @@ def test_every_process_that_succeeds_makes_the_run_succeed(tmp_path):
         seen = json.loads((tmp_path / f"{process}.json").read_text())
         assert seen == [str(process), "3", "host0:7", "12", "jax"]
     assert not (tmp_path / "1.json").exists()
+
+
+@pytest.mark.parametrize(
+    "code, said",
+    [(-9, "was killed by SIGKILL"), (-6, "was killed by SIGABRT"),
+     (-200, "was killed by signal 200"), (3, "exited with status 3")],
+)  # fmt: skip
+def test_a_process_end_is_said_in_words(code, said):
+    from sktriplet import launch
+
+    assert launch._status(code) == said
+
+
+def test_the_reason_a_process_wrote_is_quoted_once(tmp_path):
+    from sktriplet import launch
+
+    (tmp_path / "process-1.txt").write_text("ValueError: bad y\n")
+    (tmp_path / "process-2.txt").write_text("  \n")
+    assert launch._reason(str(tmp_path), 1) == " (ValueError: bad y)"
+    assert launch._reason(str(tmp_path), 2) == ""
+    assert launch._reason(str(tmp_path), 0) == ""  # it wrote nothing
+
+
+class _Err:
+    def __init__(self):
+        import io
+
+        self.buffer = io.BytesIO()
+
+
+def test_forwarded_output_drops_the_cpp_stack_and_keeps_the_rest(monkeypatch):
+    import io
+    import threading
+
+    from sktriplet import launch
+
+    lines = [
+        b"F0000 fatal: peer lost\n",
+        b"*** Check failure stack trace: ***\n",
+        b"    @     0x7f01  Die()\n",
+        b"\n",
+        b"    @     0x7f02  Heartbeat()\n",
+        b"after the stack\n",
+        b"    @ indented user text\n",
+    ]
+    err = _Err()
+    monkeypatch.setattr(sys, "stderr", err)
+    launch._forward(io.BytesIO(b"".join(lines)), threading.Event())
+    assert err.buffer.getvalue() == (
+        b"F0000 fatal: peer lost\nafter the stack\n    @ indented user text\n"
+    )
+    silenced = threading.Event()
+    silenced.set()
+    err = _Err()
+    monkeypatch.setattr(sys, "stderr", err)
+    stream = io.BytesIO(b"noise\n")
+    launch._forward(stream, silenced)
+    assert err.buffer.getvalue() == b"" and stream.closed
+
+
+def test_forwarded_output_goes_to_a_text_stderr_without_a_buffer(monkeypatch):
+    import io
+    import threading
+
+    from sktriplet import launch
+
+    text = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", text)
+    launch._forward(io.BytesIO(b"caf\xc3\xa9 \xff\n"), threading.Event())
+    assert text.getvalue() == "café \ufffd\n"
+
+
+def test_a_process_that_ignores_sigterm_is_killed_after_the_grace(tmp_path):
+    from sktriplet import launch
+
+    stubborn = subprocess.Popen(
+        [sys.executable, "-c",
+         "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+         "print('ready', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    polite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    assert stubborn.stdout.readline() == b"ready\n"
+    start = time.monotonic()
+    launch._stop({0: stubborn, 1: polite}, grace=1.0)
+    assert 0.9 < time.monotonic() - start < 10
+    assert stubborn.returncode == -signal.SIGKILL
+    assert polite.returncode == -signal.SIGTERM
+    stubborn.stdout.close()
+
+
+def test_a_script_that_raises_writes_why_and_exits_at_once(tmp_path, monkeypatch):
+    """The launched script's excepthook: the usual traceback, then the
+    exception's first line (at most 300 characters) for the launcher, and
+    status 1 without waiting on JAX's shutdown."""
+    from sktriplet import launch
+
+    reason = tmp_path / "why.txt"
+    monkeypatch.setenv(launch.FAILURE, str(reason))
+    shown, exits = [], []
+    monkeypatch.setattr(sys, "excepthook", lambda *a: shown.append(a[0]))
+    monkeypatch.setattr(launch.os, "_exit", exits.append)
+    launch._exit_at_once_on_failure()
+    sys.excepthook(ValueError, ValueError("bad\nsecond line"), None)
+    assert shown == [ValueError] and exits == [1]
+    assert reason.read_text() == "ValueError: bad"
+    sys.excepthook(KeyError, KeyError("x" * 400), None)
+    assert reason.read_text() == ("KeyError: '" + "x" * 400)[:300]
+    monkeypatch.delenv(launch.FAILURE)
+    sys.excepthook(RuntimeError, RuntimeError("no file named"), None)
+    assert exits == [1, 1, 1]
+
+
+def test_initialize_outside_the_launcher_is_one_process(monkeypatch):
+    from sktriplet import launch
+
+    monkeypatch.delenv(launch.PROCESSES, raising=False)
+    assert launch.initialize() == (0, 1)
+    monkeypatch.setenv(launch.PROCESSES, "2")
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    with pytest.raises(RuntimeError, match="^" + re.escape(
+        "Data-parallel training across processes runs on Keras's JAX backend; "
+        "KERAS_BACKEND is 'tensorflow'. Unset it, or set it to 'jax'."
+    ) + "$"):  # fmt: skip
+        launch.initialize()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["--processes", "0"], "--processes must be 1 or more; got 0"),
+     (["--processes", "2", "--process-id", "2"],
+      "--process-id must be between 0 and 1; got 2"),
+     (["--processes", "2", "--process-id", "-1"],
+      "--process-id must be between 0 and 1; got -1"),
+     (["--processes", "2", "--process-id", "1"],
+      "--process-id needs --coordinator, the host:port of process 0"),
+     (["--processes", "2", "--coordinator", ":80"],
+      "--coordinator must be host:port with a port from 1 to 65535; got ':80'"),
+     (["--processes", "2", "--coordinator", "h:0"],
+      "--coordinator must be host:port with a port from 1 to 65535; got 'h:0'"),
+     (["--processes", "2", "--coordinator", "h:x"],
+      "--coordinator must be host:port with a port from 1 to 65535; got 'h:x'"),
+     (["--processes", "2", "--heartbeat-timeout", "0"],
+      "--heartbeat-timeout must be 1 second or more; got 0")],
+)  # fmt: skip
+def test_each_bad_argument_is_one_line_before_anything_starts(
+    tmp_path, capsys, args, message
+):
+    from sktriplet import launch
+
+    script = _script(tmp_path, "raise SystemExit('the script must not run')\n")
+    with pytest.raises(SystemExit) as exited:
+        launch.main([*args, script])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(message)
+
+
+def test_the_launcher_runs_every_process_with_the_script_and_its_arguments(
+    tmp_path, monkeypatch
+):
+    """On one host, processes 0..n-1 and a free port on localhost; with
+    --process-id, that one process and the coordinator given (its port is
+    checked only where process 0 binds it)."""
+    from sktriplet import launch
+
+    runs = []
+    monkeypatch.setattr(launch, "run", lambda *a: runs.append(a) or 7)
+    script = _script(tmp_path, "")
+    assert launch.main(["--processes", "3", script, "--lr", "0.1"]) == 7
+    command, processes, ids, coordinator, heartbeat = runs[-1]
+    assert command == [sys.executable, script, "--lr", "0.1"]
+    assert (processes, ids, heartbeat) == (3, [0, 1, 2], 30)
+    host, port = coordinator.split(":")
+    assert host == "localhost" and 0 < int(port) < 65536
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", int(port)))  # free
+    with socket.socket() as taken:
+        taken.bind(("", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        launch.main(["--processes", "2", "--process-id", "1", "--coordinator",
+                     f"host0:{busy}", "--heartbeat-timeout", "5", script])  # fmt: skip
+    assert runs[-1][1:] == (2, [1], f"host0:{busy}", 5)
+
+
+def test_ctrl_c_stops_every_process_and_ends_with_130(tmp_path, monkeypatch):
+    import queue
+
+    from sktriplet import launch
+
+    class Interrupted(queue.Queue):
+        def get(self, *args, **kwargs):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(launch.queue, "Queue", Interrupted)
+    script = tmp_path / "sleep.py"
+    script.write_text(
+        "import os, time\n"
+        f"open(os.path.join({str(tmp_path)!r}, os.environ['SKTRIPLET_PROCESS_ID']),"
+        " 'w').write(str(os.getpid()))\n"
+        "time.sleep(600)\n"
+    )
+    start = time.monotonic()
+    assert launch.run([sys.executable, str(script)], 2, [0, 1], "h:1", 30) == 130
+    assert time.monotonic() - start < 30

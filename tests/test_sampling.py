@@ -1,5 +1,7 @@
 """Class-balanced batches: every batch holds positives and negatives."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -138,3 +140,158 @@ def test_grouping_tiny_classes_grows_linearly_with_the_classes():
 
     small, large = seconds(50_000), seconds(200_000)
     assert large < 8 * small, (small, large)
+
+
+def test_partly_labelled_batches_pair_distinct_unlabelled_rows_evenly():
+    """A quarter of the batch size in pairs (at most the unlabelled rows):
+    the labelled rows, then each pair's row twice, distinct within a batch,
+    every unlabelled row drawn once before any twice; each pair's two views
+    share a code below -1 that no other row has."""
+    from sktriplet.sampling import PartlyLabelledSampler
+
+    y = np.concatenate([np.repeat([0, 1, 2], 6), np.full(10, -1)])
+    sampler = PartlyLabelledSampler(y, 16, 2, np.random.RandomState(0))
+    assert sampler.n_pairs == 4
+    np.testing.assert_array_equal(sampler.view_codes, [-2, -3, -4, -5] * 2)
+    assert sampler.view_codes.dtype == np.int32
+    drawn = []
+    for _ in range(5):
+        batch = sampler.batch()
+        assert len(batch) == sampler.batch_rows
+        labelled, first, second = batch[:-8], batch[-8:-4], batch[-4:]
+        assert (y[labelled] >= 0).all() and (y[first] == -1).all()
+        np.testing.assert_array_equal(first, second)
+        assert len(set(first)) == 4
+        assert np.bincount(y[labelled]).max() >= 2  # positives among the labelled
+        drawn.extend(first.tolist())
+    assert sorted(drawn[:10]) == list(range(18, 28))  # each once, then again
+    assert sorted(np.bincount(drawn)[18:]) == [2] * 10
+    few = PartlyLabelledSampler(np.array([0, 0, 1, 1, -1]), 16, 2,
+                                np.random.RandomState(0))  # fmt: skip
+    assert few.n_pairs == 1 and few.batch_rows == len(few.batch())
+
+
+def test_a_stratified_split_holds_out_a_share_of_each_class_it_can():
+    """About ``fraction`` of each class, when that leaves two or more on each
+    side; classes too small stay whole in training."""
+    y = np.repeat([0, 1, 2, 3], [10, 20, 3, 4])
+    train, val = validation_split(y, 0.25, "stratified", np.random.RandomState(0))
+    np.testing.assert_array_equal(np.bincount(y[val], minlength=4), [2, 5, 0, 0])
+    np.testing.assert_array_equal(np.sort(np.concatenate([train, val])), np.arange(37))
+    assert (np.diff(train) > 0).all() and (np.diff(val) > 0).all()
+    other = validation_split(y, 0.25, "stratified", np.random.RandomState(1))[1]
+    assert not np.array_equal(other, val)
+
+
+def test_a_class_disjoint_split_holds_out_whole_classes():
+    y = np.repeat(np.arange(10), 4)
+    train, val = validation_split(y, 0.3, "class_disjoint", np.random.RandomState(0))
+    held = np.unique(y[val])
+    assert len(held) == 3 and not set(held) & set(y[train])
+    assert len(train) + len(val) == 40
+    # At least one class, and two always left to train on.
+    _, val = validation_split(y, 0.01, "class_disjoint", np.random.RandomState(0))
+    assert len(np.unique(y[val])) == 1
+    y3 = np.repeat(np.arange(3), 4)
+    _, val = validation_split(y3, 0.9, "class_disjoint", np.random.RandomState(0))
+    assert len(np.unique(y3[val])) == 1
+    # Classes of one row are never held out: they cannot be scored.
+    y_single = np.concatenate([np.repeat([0, 1, 2], 3), [3, 4, 5, 6, 7]])
+    for seed in range(5):
+        _, val = validation_split(y_single, 0.3, "class_disjoint",
+                                  np.random.RandomState(seed))  # fmt: skip
+        assert set(y_single[val]) <= {0, 1, 2}
+
+
+@pytest.mark.parametrize("strategy", ["stratified", "class_disjoint"])
+def test_a_split_with_nothing_to_score_says_what_to_change(strategy):
+    y = np.array([0, 0, 1, 1])
+    with pytest.raises(ValueError, match="^" + re.escape(
+        "early_stopping needs a validation set with two or more samples of some "
+        "class and a training set of two or more classes; with "
+        f"validation_fraction=0.2 and validation_strategy={strategy!r} the 4 "
+        "samples of 2 classes give none. Raise validation_fraction, gather more "
+        "samples per class, or set early_stopping=False."
+    ) + "$"):  # fmt: skip
+        validation_split(y, 0.2, strategy, np.random.RandomState(0))
+
+
+def test_a_multilabel_split_is_a_random_share_of_the_rows():
+    rng = np.random.RandomState(0)
+    Y = (rng.rand(50, 3) < 0.5).astype(np.uint8)
+    train, val = validation_split(Y, 0.2, "stratified", np.random.RandomState(0))
+    assert len(val) == 10 and len(train) == 40
+    np.testing.assert_array_equal(np.sort(np.concatenate([train, val])), np.arange(50))
+    assert (np.diff(train) > 0).all() and (np.diff(val) > 0).all()
+    _, capped = validation_split(Y, 0.2, "stratified", np.random.RandomState(0), 6)
+    assert len(capped) == 6
+    with pytest.raises(ValueError, match="^" + re.escape(
+        "validation_strategy='class_disjoint' holds out whole classes, which a "
+        "multi-label y does not have (a sample has several labels); use "
+        "validation_strategy='stratified', which holds out a random share of "
+        "the samples."
+    ) + "$"):  # fmt: skip
+        validation_split(Y, 0.2, "class_disjoint", np.random.RandomState(0))
+    lonely = np.eye(6, dtype=np.uint8)[:, :3]
+    with pytest.raises(ValueError, match="^" + re.escape(
+        "early_stopping needs a validation set and a training set that each hold "
+        "two or more samples of some label; validation_fraction=0.5 of the 6 "
+        "samples gives none. Raise validation_fraction or set "
+        "early_stopping=False."
+    ) + "$"):  # fmt: skip
+        validation_split(lonely, 0.5, "stratified", np.random.RandomState(0))
+
+
+def test_the_spread_is_estimated_on_at_most_spread_rows_evenly_spaced():
+    from sktriplet.sampling import SPREAD_ROWS, noise_scale, spread_rows
+
+    rows = np.arange(5, 5 + 3 * SPREAD_ROWS)
+    picked = spread_rows(rows)
+    assert len(picked) == SPREAD_ROWS and (np.diff(picked) == 3).all()
+    assert picked[0] == 5
+    np.testing.assert_array_equal(spread_rows(np.arange(7)), np.arange(7))
+    X = np.stack([np.arange(40.0), 100 * np.arange(40.0)], axis=1)
+    assert noise_scale(X, np.arange(40), 0) is None
+    scale = noise_scale(X, np.arange(20), 0.5)
+    assert scale.dtype == np.float32
+    np.testing.assert_allclose(scale, 0.5 * np.std(X[:20], axis=0), rtol=1e-6)
+
+
+def test_channel_moments_read_in_chunks_are_numpys():
+    from sktriplet.sampling import channel_moments
+
+    rng = np.random.RandomState(0)
+    X = rng.uniform(0, 255, size=(23, 4, 5, 3)).astype(np.uint8)
+    rows = np.arange(2, 23)
+    mean, variance = channel_moments(X, rows, chunk=4)
+    np.testing.assert_allclose(mean, X[rows].mean(axis=(0, 1, 2)), rtol=1e-12)
+    np.testing.assert_allclose(variance, X[rows].astype(float).var(axis=(0, 1, 2)),
+                               rtol=1e-9)  # fmt: skip
+    _, flat = channel_moments(np.full((3, 2, 2, 1), 7.0), np.arange(3))
+    assert flat.tolist() == [0.0]
+
+
+def test_a_plan_replays_the_same_batches_whatever_the_block():
+    from sktriplet.sampling import BatchPlan, PartlyLabelledSampler, unblock
+
+    X = np.random.RandomState(0).normal(size=(60, 2))
+    labels = np.repeat(np.arange(6), 10)
+    plan = BatchPlan(False, 12, 2, sampler_seed=3, noise_scale=np.ones(2, np.float32),
+                     noise_seed=5)  # fmt: skip
+    rows = np.arange(10, 60)
+    one = [b for _, b in zip(range(7), unblock(plan.blocks(X, labels, rows, 1)))]
+    three = [b for _, b in zip(range(7), unblock(plan.blocks(X, labels, rows, 3)))]
+    for (x1, y1), (x3, y3) in zip(one, three):
+        np.testing.assert_array_equal(x1, x3)
+        np.testing.assert_array_equal(y1, y3)
+    assert all(set(np.unique(y)) <= set(range(1, 6)) for _, y in one)
+    plain = BatchPlan(False, 12, 2, 3, None, 5)
+    x, y = next(unblock(plain.blocks(X, labels, rows)))
+    assert not np.array_equal(x, one[0][0])  # the noise was added
+    np.testing.assert_array_equal(y, one[0][1])  # to the same rows
+    partly = BatchPlan(True, 8, 2, 3, None, 5)
+    y_partly = labels.copy()
+    y_partly[::3] = -1
+    assert isinstance(partly.sampler(y_partly), PartlyLabelledSampler)
+    _, y = next(unblock(partly.blocks(X, y_partly, np.arange(60))))
+    np.testing.assert_array_equal(y[-4:], [-2, -3, -2, -3])

@@ -35,7 +35,12 @@ HERE = Path(__file__).resolve().parent
 
 # module: (the files mutated, the test files that hold them to their behaviour)
 MODULES = {
-    "metrics": (["sktriplet/metrics.py"], ["tests/test_metrics.py"]),
+    # Without the tests of memory and of a new process (seconds each, and
+    # about resources, not results).
+    "metrics": (
+        ["sktriplet/metrics.py"],
+        ["tests/test_metrics.py", "-k", "not memory and not new_process"],
+    ),
     "mining": (["sktriplet/mining.py"], ["tests/test_mining.py"]),
     "sampling": (["sktriplet/sampling.py"], ["tests/test_sampling.py"]),
     "_files": (["sktriplet/_files.py"], ["tests/test_files.py"]),
@@ -44,7 +49,10 @@ MODULES = {
     "_table": (["sktriplet/_table.py"], ["tests/test_table.py"]),
     # The launcher's tests that run it in this process (the others start it
     # as a command, where mutmut cannot see which function they reach).
-    "launch": (["sktriplet/launch.py"], ["tests/test_launch.py"]),
+    "launch": (
+        ["sktriplet/launch.py"],
+        ["tests/test_launch.py", "-k", "not two_processes and not lost_process"],
+    ),
 }
 # A mutant is caught when a test fails, hangs past mutmut's timeout or crashes.
 CAUGHT = {"killed", "timeout", "segfault"}
