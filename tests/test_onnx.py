@@ -215,3 +215,133 @@ def test_export_checks_one_row_against_transform_before_writing(
     with pytest.raises(ValueError, match="embeds a row differently from transform"):
         sk_onnx.export(emb, tmp_path / "m.onnx")
     assert (tmp_path / "m.onnx").read_bytes() == b"the earlier export"
+
+
+def _dense_fitted(layers, normalize, n_features):
+    """A TripletEmbedder fitted, as far as ONNX export sees, with the dense
+    stack ``layers`` (no Keras model, no training): the converter's ops are
+    held to the numpy forward pass that transform runs."""
+    from sktriplet.fitted import FittedEncoder
+    from sktriplet.inference import DenseForward
+
+    encoder = FittedEncoder.__new__(FittedEncoder)
+    encoder.model, encoder.optimizer_state = None, None
+    encoder.forward = DenseForward(layers, normalize)
+    encoder.n_components = layers[-1][0].shape[1]
+    emb = TripletEmbedder()
+    emb._encoder, emb._sample_shape = encoder, (n_features,)
+    emb.n_components_, emb.n_features_in_ = encoder.n_components, n_features
+    emb.classes_ = np.array([0, 1])
+    return emb
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "linear"])
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_each_dense_layer_is_written_as_the_ops_transform_computes(
+    activation, normalize, dtype
+):
+    rng = np.random.RandomState(0)
+    layers = [
+        (rng.normal(size=(3, 5)), rng.normal(size=5), activation),
+        (rng.normal(size=(5, 4)), None, "linear"),
+        (rng.normal(size=(4, 2)), rng.normal(size=2), activation),
+    ]
+    emb = _dense_fitted(layers, normalize, 3)
+    X = rng.normal(size=(6, 3)).astype(dtype)
+    X[0] = 0  # a row whose embedding may be 0: the norm's floor, not NaN
+    emb._encoder.forward.layers[0] = (layers[0][0], np.zeros(5), activation)
+    (out,) = _embed(sk_onnx.to_onnx(emb, dtype=dtype), X)
+    expected = emb.transform(X)
+    assert out.dtype == dtype and out.shape == (6, 2)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    if normalize:  # unit rows, or zero ones (a relu may zero a whole row)
+        norms = np.linalg.norm(out, axis=1)
+        assert (np.isclose(norms, 1, rtol=1e-5) | (norms == 0)).all()
+
+
+def test_a_zero_embedding_stays_zero_when_normalized():
+    layers = [(np.zeros((2, 3)), None, "linear")]
+    emb = _dense_fitted(layers, True, 2)
+    (out,) = _embed(sk_onnx.to_onnx(emb), np.ones((2, 2), np.float32))
+    assert np.array_equal(out, np.zeros((2, 3), np.float32))
+
+
+def test_export_writes_a_model_that_runs_as_transform(tmp_path):
+    rng = np.random.RandomState(1)
+    emb = _dense_fitted([(rng.normal(size=(3, 2)), rng.normal(size=2), "tanh")],
+                        False, 3)  # fmt: skip
+    sk_onnx.export(emb, tmp_path / "m.onnx", dtype=np.float64)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    assert [i.name for i in session.get_inputs()] == ["X"]
+    assert [o.name for o in session.get_outputs()] == ["embedding"]
+    X = rng.normal(size=(4, 3))
+    np.testing.assert_allclose(session.run(["embedding"], {"X": X})[0],
+                               emb.transform(X), atol=1e-12)  # fmt: skip
+
+
+def test_export_refuses_a_model_that_embeds_otherwise_and_writes_nothing(
+    tmp_path, monkeypatch
+):
+    rng = np.random.RandomState(2)
+    emb = _dense_fitted([(rng.normal(size=(3, 2)), None, "linear")], False, 3)
+    transform = emb.transform
+    monkeypatch.setattr(emb, "transform", lambda X: transform(X) + 0.25)
+    with pytest.raises(ValueError, match="^" + re.escape(
+        "Cannot convert this encoder to ONNX: the converted model embeds a row "
+        "differently from transform (largest difference 0.25)."
+    ) + "$"):  # fmt: skip
+        sk_onnx.export(emb, tmp_path / "m.onnx")
+    monkeypatch.setattr(emb, "transform", lambda X: transform(X) + 5e-5)
+    sk_onnx.export(emb, tmp_path / "close.onnx")  # within 1e-4: written
+    monkeypatch.setattr(emb, "transform", lambda X: transform(np.vstack([X, X])))
+    with pytest.raises(ValueError, match="embeds a row differently"):
+        sk_onnx.export(emb, tmp_path / "m.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["close.onnx"]
+
+
+def test_a_model_onnxruntime_refuses_is_named(monkeypatch):
+    rng = np.random.RandomState(3)
+    emb = _dense_fitted([(rng.normal(size=(3, 2)), None, "linear")], False, 3)
+    with pytest.raises(ValueError, match="^" + re.escape(
+        "Cannot convert this encoder to ONNX: onnxruntime refuses the converted "
+        "model (") + "[A-Za-z]+: .{0,150}\\)\\.$"):  # fmt: skip
+        sk_onnx._check_runs_as_transform(emb, b"not a model", np.float32)
+
+
+def test_the_checkers_verdict_is_the_documented_error():
+    import onnx
+
+    model = onnx.helper.make_model(onnx.helper.make_graph(
+        [onnx.helper.make_node("NoSuchOp", ["x"], ["y"])], "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+    ))  # fmt: skip
+    with pytest.raises(ValueError, match="^" + re.escape(
+        "Cannot convert this encoder to ONNX: the converted model fails the ONNX "
+        "checker (ValidationError: "
+    )):  # fmt: skip
+        sk_onnx._check(model)
+
+
+@pytest.mark.parametrize(
+    "message, most, line",
+    [("short", 20, "ValueError: short"), ("  two\nlines ", 40, "ValueError: two"),
+     ("x" * 30, 20, "ValueError: xxxxx..."), ("x" * 8, 20, "ValueError: xxxxxxxx")],
+)  # fmt: skip
+def test_an_error_is_quoted_by_its_first_line_cut_to_fit(message, most, line):
+    got = sk_onnx._first_line(ValueError(message), most)
+    assert got == line and len(got) <= most
+
+
+def test_register_makes_the_estimator_convertible_in_a_pipeline():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.RandomState(4)
+    X = rng.normal(size=(10, 3)).astype(np.float32)
+    emb = _dense_fitted([(rng.normal(size=(3, 2)), None, "relu")], True, 3)
+    pipe = make_pipeline(StandardScaler().fit(X), emb)
+    sk_onnx.register()
+    (out,) = _run(skl2onnx.to_onnx(pipe, X[:1]), X)
+    np.testing.assert_allclose(out, pipe.transform(X), atol=1e-5)

@@ -49,6 +49,17 @@ MODULES = {
     "_table": (["sktriplet/_table.py"], ["tests/test_table.py"]),
     # The launcher's tests that run it in this process (the others start it
     # as a command, where mutmut cannot see which function they reach).
+    # The converter's ops on dense stacks without training, and the tf2onnx
+    # path (and its refusals) on fitted encoders.
+    "onnx": (
+        ["sktriplet/onnx.py"],
+        [
+            "tests/test_onnx.py",
+            "-k",
+            "not dense_encoder_in_onnxruntime and not "
+            "pipeline_to_onnx and not cli_export_then",
+        ],
+    ),  # fmt: skip
     "launch": (
         ["sktriplet/launch.py"],
         ["tests/test_launch.py", "-k", "not two_processes and not lost_process"],
