@@ -362,3 +362,29 @@ def test_many_classes_or_label_sets_are_sampled_uniformly():
         )
         assert len(np.unique(rows)) == 10 and (np.diff(rows) > 0).all()
         np.testing.assert_array_equal(weights, np.ones(10))
+
+
+def test_left_over_draws_go_to_the_first_classes_of_equal_remainders():
+    """20 classes of 3 rows, 50 draws: 2.5 a class, 2 each and 10 left over,
+    which the largest remainders share; all equal, the first 10 classes take
+    them (a stable sort, whatever the number of classes)."""
+    from sktriplet.metrics import _Labels, _stratified
+
+    y = np.repeat(np.arange(20), 3)
+    rows, _ = _stratified(_Labels(y), np.arange(60), 50, np.random.RandomState(0))
+    np.testing.assert_array_equal(np.bincount(y[rows]), [3] * 10 + [2] * 10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tiny_distances_rank_by_their_values(dtype):
+    """Distances of 1e-8 and 3e-8 (below float32's resolution near 1) still
+    rank the nearer first."""
+    X = np.array([[0.0], [3e-8], [1e-8], [5.0], [5.0]], dtype=dtype)
+    y = np.array([0, 1, 0, 1, 2])
+    assert precision_at_1(X[:3], y[:3], sample_size=None) == 1.0
+    expected = _reference(X, y, "euclidean")
+    got = [
+        f(X, y, sample_size=None)
+        for f in (mean_average_precision_at_r, r_precision, precision_at_1)
+    ]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
