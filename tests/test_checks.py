@@ -340,3 +340,194 @@ def test_a_spread_embedding_or_identical_inputs_do_not_warn():
         # Points 1e-2 apart at a scale of 1.4: small, but not a collapse.
         checks.warn_if_collapsed(X, np.array([[1.0, 1], [1.01, 1], [1, 1]]),
                                  _PARAMS)  # fmt: skip
+
+
+def test_fit_data_validates_and_records_what_fit_saw():
+    import pandas as pd
+
+    from sktriplet import TripletEmbedder
+
+    emb = TripletEmbedder()
+    X = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [4.0, 5.0, 6.0]})
+    X_in, y, shape = checks.fit_data(emb, X, [0, 1, 0], warm_start=False)
+    assert X_in.dtype == np.float64 and X_in.shape == (3, 2) and shape == (2,)
+    assert emb.n_features_in_ == 2 and list(emb.feature_names_in_) == ["a", "b"]
+    np.testing.assert_array_equal(y, [0, 1, 0])
+    X64 = np.zeros((3, 2))
+    as_list = checks.fit_data(TripletEmbedder(), X64.tolist(), [0, 1, 0], False)[0]
+    assert as_list.dtype == np.float32
+    images = np.zeros((4, 5, 6), np.uint8)  # kept uint8, given a channel axis
+    X_in, _, shape = checks.fit_data(TripletEmbedder(), images, [0, 1, 0, 1], False)
+    assert X_in.dtype == np.uint8 and X_in.shape == (4, 5, 6, 1) and shape == (5, 6)
+    Y = np.array([[1, 0], [0, 1], [1, 1]])
+    assert checks.fit_data(TripletEmbedder(), X64, Y, False)[1].shape == (3, 2)
+    with pytest.raises(ValueError, match="minimum of 2 is required"):
+        checks.fit_data(TripletEmbedder(), X64[:1], [0], False)
+    with pytest.raises(ValueError, match="beyond float32's range"):
+        checks.fit_data(TripletEmbedder(), X64 + 1e39, [0, 1, 0], False)
+    with pytest.raises(ValueError, match="collection of labels per sample"):
+        checks.fit_data(TripletEmbedder(), X64, [[0, 1], [1], [0]], False)
+
+
+def test_a_warm_start_keeps_what_fit_saw_and_checks_against_it():
+    from sktriplet import TripletEmbedder
+
+    emb = TripletEmbedder()
+    checks.fit_data(emb, np.zeros((3, 2)), [0, 1, 0], warm_start=False)
+    emb._sample_shape = (2,)
+    checks.fit_data(emb, np.ones((3, 2)), [0, 1, 1], warm_start=True)
+    assert emb.n_features_in_ == 2
+    with pytest.raises(ValueError, match="X has 3 features, but TripletEmbedder is "
+                       "expecting 2 features as input"):  # fmt: skip
+        checks.fit_data(emb, np.zeros((3, 3)), [0, 1, 0], warm_start=True)
+    images = TripletEmbedder()
+    checks.fit_data(images, np.zeros((3, 4, 4)), [0, 1, 0], warm_start=False)
+    images._sample_shape = (4, 4)
+    with _raises("X has samples of shape (4, 2), but TripletEmbedder was fitted on "
+                 "samples of shape (4, 4)."):  # fmt: skip
+        checks.fit_data(images, np.zeros((3, 4, 2)), [0, 1, 0], warm_start=True)
+
+
+def test_transform_data_checks_against_fit_and_keeps_float64():
+    from sktriplet import TripletEmbedder
+
+    emb = TripletEmbedder()
+    checks.fit_data(emb, np.zeros((3, 4, 4)), [0, 1, 0], warm_start=False)
+    emb._sample_shape = (4, 4)
+    out = checks.transform_data(emb, np.zeros((2, 4, 4)))
+    assert out.dtype == np.float64 and out.shape == (2, 4, 4, 1)
+    assert checks.transform_data(emb, np.zeros((2, 4, 4), np.float32)).dtype == (
+        np.float32
+    )
+    assert checks.transform_data(emb, np.zeros((2, 4, 4), np.uint8)).dtype == np.uint8
+    assert checks.transform_data(emb, np.zeros((2, 4, 4)).tolist()).dtype == (
+        np.float64
+    )
+    with _raises("X has samples of shape (4, 5), but TripletEmbedder was fitted on "
+                 "samples of shape (4, 4)."):  # fmt: skip
+        checks.transform_data(emb, np.zeros((2, 4, 5)))
+    assert emb.n_features_in_ == 4  # not reset by transform
+    with pytest.raises(ValueError, match="expecting 4 features"):
+        checks.transform_data(emb, np.zeros((2, 5, 5)))
+
+
+def test_channels_first_message_names_height_and_width():
+    with pytest.raises(ValueError, match=re.escape("(3 channels of 32x28 pixels)")):
+        checks.encoder_input(np.zeros((2, 3, 32, 28)), None)
+
+
+def test_the_pickling_refusal_says_what_to_do():
+    with _raises(
+        "A TripletEmbedder with a distribution strategy cannot be pickled: the "
+        "strategy is bound to this process's devices. Call set_params(strategy="
+        "None) first (it only matters for fit), or write the model with "
+        "sktriplet.save, which leaves it out.",
+        TypeError,
+    ):
+        checks.refuse_pickling_a_strategy(object())
+
+
+def test_an_indicator_of_minus_ones_and_zeros_says_what_a_row_without_labels_is():
+    with pytest.raises(ValueError, match="holding -1. In a multi-label y"):
+        checks.indicator_or_labels(np.array([[0, -1], [-1, 0]]))
+
+
+def test_the_string_and_minus_one_message_says_how_to_encode():
+    with _raises(
+        "y mixes string labels with -1. Unlabelled samples are marked with -1 in "
+        "integer labels only, as sklearn.semi_supervised does: encode the labels "
+        "as integers (LabelEncoder on the labelled samples) and set the "
+        "unlabelled ones to -1."
+    ):
+        checks.unlabelled_rows(np.array(["a", "-1"]))
+    assert checks.unlabelled_rows(np.array(["a", "b"])).dtype == bool
+
+
+def test_score_labels_refuse_sets_and_keep_a_dense_indicator():
+    E = np.zeros((3, 2))
+    with pytest.raises(ValueError, match="collection of labels per sample"):
+        checks.labels_to_score([[1, 2], [3], [1]], E)
+    Y = np.array([[1, 0], [0, 1], [1, 1]])
+    y, rows = checks.labels_to_score(Y, E)
+    np.testing.assert_array_equal(y, Y)
+    assert rows.all()
+    column = sp.csr_matrix(np.array([[1], [0], [1]]))
+    y, rows = checks.labels_to_score(column, E)
+    assert sp.issparse(y) and y.shape == (3, 1)
+
+
+def test_unlabelled_rows_keep_the_known_classes():
+    classes, codes = checks.check_labels(np.array([4, -1, 4, 6]), known=np.array([9]))
+    np.testing.assert_array_equal(classes, [4, 6, 9])
+    np.testing.assert_array_equal(codes, [0, -1, 0, 1])
+
+
+def test_one_class_in_ten_with_a_single_sample_does_not_warn():
+    y = np.concatenate([np.repeat(np.arange(9), 3), [9]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        checks.check_labels(y)
+
+
+def test_warnings_point_at_the_callers_line():
+    y = np.concatenate([np.repeat(np.arange(5), 3), [10, 11]])
+    with pytest.warns(UserWarning) as caught:
+        checks.check_labels(y)
+    assert caught[0].filename == __file__
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]])
+    with pytest.warns(UserWarning) as caught:
+        checks.warn_if_collapsed(X, np.ones((3, 2)), _PARAMS)
+    assert caught[0].filename == __file__ and caught[0].category is UserWarning
+
+
+def test_an_indicator_without_columns_has_no_shared_label():
+    with _raises(
+        "TripletEmbedder needs a label shared by two or more samples to form a "
+        "positive pair; no label of the 0 columns of y is."
+    ):
+        checks.check_labels(np.zeros((3, 0), int))
+
+
+def _around(center, spread, n=100, seed=0):
+    """``n`` embeddings at ``center``, each ``spread`` from it on average."""
+    rng = np.random.RandomState(seed)
+    d = rng.normal(size=(n, len(center)))
+    d -= d.mean(axis=0)
+    d *= spread / np.mean(np.linalg.norm(d, axis=1))
+    return np.asarray(center, float) + d
+
+
+def test_the_collapse_threshold_is_a_thousandth_of_the_scale_per_row():
+    """Rows within 1.3e-3 of the scale (1.41) around their centre are not a
+    collapse, rows within 0.7e-3 are; both on 100 rows, where a norm over
+    the whole matrix would be 10 times a row's; far from the origin, a
+    spread of 0.05 at a scale of 141 is one too."""
+    X = np.arange(200.0).reshape(100, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        checks.warn_if_collapsed(X, _around([1, 1], 1.3e-3 * 2**0.5), _PARAMS)
+    with pytest.warns(UserWarning, match="collapsed"):
+        checks.warn_if_collapsed(X, _around([1, 1], 0.7e-3 * 2**0.5), _PARAMS)
+    with pytest.warns(UserWarning, match="collapsed"):
+        checks.warn_if_collapsed(X, _around([100, 100], 0.05), _PARAMS)
+    spread_apart = np.concatenate(
+        [_around([3, 1], 1e-4, 50), _around([1, 3], 1e-4, 50)]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        checks.warn_if_collapsed(X, spread_apart, _PARAMS)
+
+
+def test_features_constant_over_samples_are_identical_inputs():
+    X = np.tile([0.0, 1.0, 5.0], (4, 1))  # every sample the same, features not
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        checks.warn_if_collapsed(X, np.ones((4, 2)), _PARAMS)
+
+
+def test_features_of_exactly_a_million_are_not_called_unscaled():
+    X = np.array([[0.0, 1e6], [1.0, 0.0], [2.0, 2.0]])
+    with pytest.warns(UserWarning, match=re.escape(
+        "where the loss is stuck at the margin. Lower learning_rate"
+    )):  # fmt: skip
+        checks.warn_if_collapsed(X, np.ones((3, 2)), _PARAMS)

@@ -152,3 +152,12 @@ def test_a_writable_pipe_passes_the_check(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     check_output_path(fifo)
+
+
+def test_writing_a_path_writes_bytes_by_default_and_passes_open_args(tmp_path):
+    with writing(tmp_path / "b.bin") as f:
+        f.write(b"\x00\x01")
+    assert (tmp_path / "b.bin").read_bytes() == b"\x00\x01"
+    with writing(tmp_path / "t.csv", "w", newline="") as f:
+        f.write("a\r\n")
+    assert (tmp_path / "t.csv").read_bytes() == b"a\r\n"

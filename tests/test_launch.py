@@ -521,3 +521,194 @@ def test_ctrl_c_stops_every_process_and_ends_with_130(tmp_path, monkeypatch):
     start = time.monotonic()
     assert launch.run([sys.executable, str(script)], 2, [0, 1], "h:1", 30) == 130
     assert time.monotonic() - start < 30
+
+
+def test_initialize_joins_the_run_the_launcher_describes(monkeypatch):
+    """Gloo for the CPU collectives, then jax.distributed.initialize with the
+    coordinator, the process count and id, and the heartbeat from the
+    environment (30 s when unset); KERAS_BACKEND unset counts as JAX."""
+    import jax
+
+    from sktriplet import launch
+
+    calls = []
+    monkeypatch.setattr(jax.config, "update", lambda *a: calls.append(("update", a)))
+    monkeypatch.setattr(jax.distributed, "initialize",
+                        lambda **kw: calls.append(("initialize", kw)))  # fmt: skip
+    monkeypatch.setattr(launch, "_exit_at_once_on_failure", lambda: None)
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.delenv(launch.HEARTBEAT, raising=False)
+    monkeypatch.setenv(launch.PROCESSES, "4")
+    monkeypatch.setenv(launch.PROCESS_ID, "3")
+    monkeypatch.setenv(launch.COORDINATOR, "host0:1234")
+    assert launch.initialize() == (3, 4)
+    assert calls == [
+        ("update", ("jax_cpu_collectives_implementation", "gloo")),
+        ("initialize", {"coordinator_address": "host0:1234", "num_processes": 4,
+                        "process_id": 3, "heartbeat_timeout_seconds": 30}),
+    ]  # fmt: skip
+    monkeypatch.setenv(launch.HEARTBEAT, "7")
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    launch.initialize()
+    assert calls[-1][1]["heartbeat_timeout_seconds"] == 7
+
+
+def test_the_hook_shows_the_traceback_as_python_would(monkeypatch, tmp_path):
+    from sktriplet import launch
+
+    seen = []
+    monkeypatch.setenv(launch.FAILURE, str(tmp_path / "why.txt"))
+    monkeypatch.setattr(sys, "excepthook", lambda *a: seen.append(a))
+    monkeypatch.setattr(launch.os, "_exit", lambda code: None)
+    launch._exit_at_once_on_failure()
+    error, traceback = ValueError("x"), object()
+    sys.excepthook(ValueError, error, traceback)
+    assert seen == [(ValueError, error, traceback)]
+
+
+def test_the_launcher_waits_for_every_process_and_blames_a_late_failure(tmp_path):
+    """One process succeeds at once and the other fails later: the run waits
+    for it (longer than the launcher's half-second look) and fails; when all
+    succeed after a while, it waits for all of them."""
+    from sktriplet import launch
+
+    script = tmp_path / "w.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "me = os.environ['SKTRIPLET_PROCESS_ID']\n"
+        f"folder = {str(tmp_path)!r}\n"
+        "time.sleep(0 if me == '0' else 1.2)\n"
+        "open(os.path.join(folder, me + '.done'), 'w').close()\n"
+        "sys.exit(int(os.environ.get('CODE', '0')) if me == '1' else 0)\n"
+    )
+    command = [sys.executable, str(script)]
+    assert launch.run(command, 2, [0, 1], "h:1", 30) == 0
+    assert (tmp_path / "1.done").exists()
+    os.environ["CODE"] = "4"
+    try:
+        assert launch.run(command, 2, [0, 1], "h:1", 30) == 1
+    finally:
+        del os.environ["CODE"]
+
+
+def test_the_failing_process_says_why_and_the_line_counts_the_stopped(tmp_path, capfd):
+    """Its own last words (stderr) come first, then the launcher's line with
+    the reason it wrote (through the file the launcher gives it), and the
+    others stopped, counted."""
+    from sktriplet import launch
+
+    script = tmp_path / "w.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "if os.environ['SKTRIPLET_PROCESS_ID'] == '2':\n"
+        "    time.sleep(0.5)\n"
+        "    sys.stderr.write('worker 2: giving up\\n')\n"
+        "    open(os.environ['SKTRIPLET_FAILURE_FILE'], 'w').write('OSError: gone')\n"
+        "    sys.exit(1)\n"
+        "time.sleep(600)\n"
+    )
+    assert launch.run([sys.executable, str(script)], 3, [0, 1, 2], "h:1", 30) == 1
+    err = capfd.readouterr().err.strip().splitlines()
+    assert err[-2:] == [
+        "worker 2: giving up",
+        "sktriplet launch: process 2 of 3 exited with status 1 (OSError: gone); "
+        "stopped the 2 other processes on this host.",
+    ]
+    script.write_text("import sys; sys.exit(5)\n")
+    assert launch.run([sys.executable, str(script)], 1, [0], "h:1", 30) == 1
+    assert capfd.readouterr().err.strip().splitlines()[-1] == (
+        "sktriplet launch: process 0 of 1 exited with status 5; no other process "
+        "on this host was still running."
+    )
+
+
+def test_forwarded_output_may_start_with_indented_or_blank_lines(monkeypatch):
+    import io
+    import threading
+
+    from sktriplet import launch
+
+    err = _Err()
+    monkeypatch.setattr(sys, "stderr", err)
+    text = b"\n    @ not a stack\nend\n"
+    launch._forward(io.BytesIO(text), threading.Event())
+    assert err.buffer.getvalue() == text
+
+
+def test_help_names_the_command_and_says_what_each_argument_is(capsys):
+    from sktriplet import launch
+
+    with pytest.raises(SystemExit) as exited:
+        launch.main(["--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for said in (
+        "usage: python -m sktriplet.launch",
+        "Run a training script as the processes of one data-parallel fit (see "
+        "sktriplet.launch.initialize).",
+        "--processes PROCESSES processes in the whole fit",
+        "--process-id PROCESS_ID on several hosts: this host's process (0 on the "
+        "coordinator's host); without it, all the processes run here",
+        "--coordinator COORDINATOR host:port of process 0, which the others reach "
+        "(default: a free port on this machine, for processes on one host)",
+        "--heartbeat-timeout HEARTBEAT_TIMEOUT seconds after which the processes "
+        "give up on a lost one (default: 30)",
+        "script the Python script every process runs",
+        "args its arguments",
+    ):
+        assert said in text, said
+
+
+def test_the_smallest_valid_arguments_run(tmp_path, monkeypatch, capsys):
+    from sktriplet import launch
+
+    runs = []
+    monkeypatch.setattr(launch, "run", lambda *a: runs.append(a) or 0)
+    script = _script(tmp_path, "")
+    launch.main(["--processes", "1", "--heartbeat-timeout", "1", script])
+    assert runs[-1][1:3] == (1, [0]) and runs[-1][4] == 1
+    import socket
+
+    with socket.socket() as s:  # a port free here, for process 0 to bind
+        s.bind(("", 0))
+        free = s.getsockname()[1]
+    for coordinator in (f"[::1]:{free}", f"localhost:{free}"):
+        launch.main(["--processes", "2", "--process-id", "0", "--coordinator",
+                     coordinator, script])  # fmt: skip
+        assert runs[-1][2:4] == ([0], coordinator)
+    for port in (1, 65535):
+        launch.main(["--processes", "2", "--process-id", "1", "--coordinator",
+                     f"h:{port}", script])  # fmt: skip
+    with pytest.raises(SystemExit):
+        launch.main(["--processes", "2", "--process-id", "1", "--coordinator",
+                     "h:65536", script])  # fmt: skip
+    assert "got 'h:65536'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        launch.main([script])
+    assert "the following arguments are required: --processes" in (
+        capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit):
+        launch.main(["--processes", "2", str(tmp_path / "none.py")])
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(f"error: no script at {tmp_path / 'none.py'}")
+    )
+
+
+def test_a_free_port_is_one_the_system_chose():
+    from sktriplet import launch
+
+    port = launch._free_port()
+    assert 1024 < port < 65536
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", port))
+
+
+def test_a_clean_exit_is_said_too():
+    from sktriplet import launch
+
+    assert launch._status(0) == "exited with status 0"

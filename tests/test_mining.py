@@ -215,3 +215,20 @@ def test_no_triplet_has_zero_loss_and_one_has_its_hinge():
     assert mining.triplet_margin_loss(d, empty, margin=0.5) == (0.0, 0.0)
     one = (np.array([0]), np.array([1]), np.array([2]))
     assert mining.triplet_margin_loss(d, one, margin=0.5) == (0.25, 1.0)
+
+
+def test_rows_sharing_many_labels_are_positives():
+    """Two rows sharing 256 labels: the count of shared labels must not wrap
+    around in the indicator's uint8."""
+    Y = np.zeros((3, 300), dtype=np.uint8)
+    Y[:2, :256] = 1
+    Y[2, 299] = 1
+    assert _set(mining.all_triplets(Y)) == {(0, 1, 2), (1, 0, 2)}
+
+
+def test_an_anchor_without_a_negative_anchors_nothing_in_any_miner():
+    Y = np.array([[1, 1], [1, 0], [0, 1], [0, 1]])  # row 0 shares with all
+    d = mining.pairwise_distances(np.arange(4.0)[:, None])
+    for strategy in ("random", "hard", "semihard"):
+        a, _, _ = mining.mine_triplets(Y, d, strategy)
+        assert 0 not in set(a.tolist()) and len(a)

@@ -295,3 +295,158 @@ def test_a_plan_replays_the_same_batches_whatever_the_block():
     assert isinstance(partly.sampler(y_partly), PartlyLabelledSampler)
     _, y = next(unblock(partly.blocks(X, y_partly, np.arange(60))))
     np.testing.assert_array_equal(y[-4:], [-2, -3, -2, -3])
+
+
+def test_rows_of_each_label_stay_in_row_order():
+    from sktriplet.sampling import rows_by_label
+
+    y = np.random.RandomState(0).randint(0, 3, 200)
+    labels, rows = rows_by_label(y)
+    np.testing.assert_array_equal(labels, [0, 1, 2])
+    for label, r in zip(labels, rows):
+        np.testing.assert_array_equal(r, np.flatnonzero(y == label))
+
+
+def test_label_sets_are_groups_and_rows_without_a_shared_label_negatives():
+    """A multi-label y: each label of two rows or more is a group (a row is
+    drawn for each of its labels); rows with no such label form the extra
+    group of negatives."""
+    Y = np.zeros((12, 4), dtype=np.uint8)
+    Y[:5, 0] = 1
+    Y[3:8, 1] = 1
+    Y[8, 2] = 1  # label 2: one row only
+    # rows 8 to 11: no label of two rows or more
+    sampler = ClassBalancedSampler(Y, 6, 2, np.random.RandomState(0))
+    assert sampler.n_groups == 3 and sampler.samples_per_group == 2
+    for _ in range(6):
+        batch = sampler.batch()
+        first, second, extra = batch[:2], batch[2:4], batch[4:]
+        groups = {frozenset(first), frozenset(second)}
+        assert all(set(g) <= set(range(5)) or set(g) <= set(range(3, 8))
+                   for g in groups)  # fmt: skip
+        assert set(extra) <= {8, 9, 10, 11} and len(set(extra)) == 2
+
+
+def test_an_epoch_is_as_many_batches_as_make_up_the_rows():
+    y = np.repeat(np.arange(4), 6)  # 24 rows, batches of 8
+    assert _sampler(y, batch_size=8, k=2).n_batches == 3
+    assert _sampler(y[:4], batch_size=8, k=2).n_batches == 1  # at least one
+    tiny = _sampler(np.repeat(np.arange(5), 2), batch_size=3, k=2)
+    assert (tiny.n_groups, tiny.samples_per_group) == (2, 1)
+
+
+def test_no_class_of_two_says_no_positive_pair_exists():
+    with pytest.raises(ValueError, match="^" + re.escape(
+        "No class has two or more samples, so no positive pair exists; a "
+        "triplet needs at least one class with two or more samples."
+    ) + "$"):  # fmt: skip
+        _sampler(np.arange(5))
+
+
+def test_a_partly_labelled_batch_leaves_the_labelled_rows_their_share():
+    from sktriplet.sampling import PartlyLabelledSampler
+
+    y = np.concatenate([np.repeat(np.arange(8), 10), np.full(40, -1)])
+    sampler = PartlyLabelledSampler(y, 32, 2, np.random.RandomState(0))
+    assert sampler.n_pairs == 8
+    assert (sampler.n_groups, sampler.samples_per_group) == (8, 2)
+    assert sampler.batch_rows == 16 + 16
+    # Pairs stay distinct within a batch when the pool wraps around.
+    wrap = PartlyLabelledSampler(np.array([0, 0, 1, 1, -1, -1, -1]), 12, 2,
+                                 np.random.RandomState(0))  # fmt: skip
+    assert wrap.n_pairs == 3
+    for _ in range(10):
+        pairs = wrap.batch()[-6:-3]
+        assert len(set(pairs)) == 3
+
+
+def test_a_class_disjoint_split_holds_out_classes_of_two_rows():
+    y = np.repeat(np.arange(6), 2)
+    held = set()
+    for seed in range(20):
+        _, val = validation_split(y, 0.2, "class_disjoint",
+                                  np.random.RandomState(seed))  # fmt: skip
+        held |= set(y[val])
+    assert held == set(range(6))
+    y2 = np.concatenate([np.repeat([0, 1], 2), [2, 3]])  # two classes of two
+    train, val = validation_split(y2, 0.25, "class_disjoint", np.random.RandomState(0))
+    assert len(np.unique(y2[val])) == 1 and len(np.unique(y2[train])) == 3
+
+
+def test_a_stratified_split_takes_two_and_leaves_two():
+    """At half: a class of 4 gives 2 and keeps 2; one of 3 would give 2 and
+    keep 1, so it gives none."""
+    y = np.repeat([0, 1], [4, 3])
+    _, val = validation_split(y, 0.5, "stratified", np.random.RandomState(0))
+    np.testing.assert_array_equal(np.bincount(y[val], minlength=2), [2, 0])
+
+
+def test_a_held_out_set_of_exactly_max_samples_is_kept_whole():
+    y = np.repeat(np.arange(5), 10)
+    train, val = validation_split(y, 0.2, "stratified", np.random.RandomState(0))
+    again = validation_split(y, 0.2, "stratified", np.random.RandomState(0),
+                             max_samples=len(val))  # fmt: skip
+    np.testing.assert_array_equal(again[1], val)
+    np.testing.assert_array_equal(again[0], train)
+    _, capped = validation_split(y, 0.2, "stratified", np.random.RandomState(0), 7)
+    assert len(np.unique(capped)) == 7
+
+
+def test_a_multilabel_split_needs_a_shared_label_on_each_side():
+    """Built on the split's own draw: one side's rows share a label, the
+    other's rows each have their own; refused either way round."""
+    order = np.random.RandomState(0).permutation(8)
+    for shared, lonely in ((order[:4], order[4:]), (order[4:], order[:4])):
+        Y = np.zeros((8, 5), np.uint8)
+        Y[shared, 0] = 1
+        Y[lonely, np.arange(1, 5)] = 1
+        with pytest.raises(ValueError, match="two or more samples of some label"):
+            validation_split(Y, 0.5, "stratified", np.random.RandomState(0))
+    Y = np.zeros((8, 2), np.uint8)
+    Y[:, 0] = 1
+    Y[order[:4], 1] = 1  # each side holds a shared label
+    validation_split(Y, 0.5, "stratified", np.random.RandomState(0))
+
+
+def test_noise_is_added_in_float32_around_the_rows():
+    from sktriplet.sampling import noisy_blocks
+
+    X = np.arange(40, dtype=np.float64).reshape(20, 2)
+    y = np.repeat(np.arange(4), 5)
+    clean = noisy_blocks(X, y, np.arange(20), _sampler(y, 8, 2))
+    noisy = noisy_blocks(X, y, np.arange(20), _sampler(y, 8, 2),
+                         np.array([0.5, 2.0], np.float32), 3)  # fmt: skip
+    x0, _ = next(clean)
+    x1, _ = next(noisy)
+    assert x0.dtype == x1.dtype == np.float32 and x0.shape == (1, 8, 2)
+    z = np.random.default_rng(3).standard_normal((1, 8, 2), dtype=np.float32)
+    np.testing.assert_array_equal(x1, x0 + np.array([0.5, 2.0], np.float32) * z)
+    default = noisy_blocks(X, y, np.arange(20), _sampler(y, 8, 2),
+                           np.array([0.5, 2.0], np.float32))  # fmt: skip
+    z0 = np.random.default_rng(0).standard_normal((1, 8, 2), dtype=np.float32)
+    np.testing.assert_array_equal(next(default)[0], x0 + np.float32([0.5, 2]) * z0)
+
+
+def test_a_block_holds_exactly_the_batches_asked_for():
+    from sktriplet.sampling import BatchPlan, noisy_blocks
+
+    X, y = np.zeros((20, 2)), np.repeat(np.arange(4), 5)
+    blocks = noisy_blocks(X, y, np.arange(20), _sampler(y, 8, 2), block=2)
+    assert next(blocks)[0].shape == (2, 8, 2)
+    plan = BatchPlan(False, 8, 2, 0, None, 0)
+    assert next(plan.blocks(X, y, np.arange(20)))[0].shape == (1, 8, 2)
+    sampler = _sampler(y, 8, 2)  # an epoch of 3 batches, a block of exactly 3
+    epoch = _sampler(y, 8, 2).epoch()
+    x, labels = next(noisy_blocks(np.arange(20.0)[:, None], y, np.arange(20),
+                                  sampler, block=sampler.n_batches))  # fmt: skip
+    np.testing.assert_array_equal(x[..., 0], epoch.astype(np.float32))
+
+
+def test_channel_moments_of_integer_images_do_not_overflow():
+    from sktriplet.sampling import channel_moments
+
+    X = np.full((300, 2, 2, 1), 250, np.uint8)
+    X[::2] = 10
+    mean, variance = channel_moments(X, np.arange(300))
+    np.testing.assert_allclose(mean, [130.0])
+    np.testing.assert_allclose(variance, [120.0**2])

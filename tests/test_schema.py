@@ -190,3 +190,11 @@ def test_a_newer_format_version_asks_to_upgrade():
         f"sktriplet reads versions up to {FORMAT_VERSION}. Upgrade sktriplet."
     ) + "$"):  # fmt: skip
         check_metadata(_with(format_version=newer), PATH)
+
+
+def test_a_value_of_81_characters_is_cut():
+    value = "x" * 79  # its repr: 81 characters
+    with pytest.raises(ValueError, match=re.escape(
+        f"it holds {repr(value)[:77]}...."
+    )):  # fmt: skip
+        check_metadata(_with(encoder_param=value), PATH)

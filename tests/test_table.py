@@ -141,3 +141,28 @@ def test_label_sets_become_an_indicator_and_empty_rows_are_left_out():
 def test_labels_that_cannot_train_are_refused_in_their_terms(cells, separator, message):
     with _refused(message):
         target_labels(cells, "y", separator)
+
+
+def test_one_data_line_is_enough(tmp_path):
+    assert read_csv(_csv(tmp_path, "a,y\n1,2\n")) == (["a", "y"], [["1", "2"]])
+
+
+def test_quoted_cells_keep_their_own_line_breaks(tmp_path):
+    path = tmp_path / "crlf.csv"
+    path.write_bytes(b'a,y\r\n"x\r\ny",1\r\n')
+    assert read_csv(str(path)) == (["a", "y"], [["x\r\ny", "1"]])
+
+
+def test_an_input_that_cannot_be_opened_says_why(tmp_path):
+    import socket
+
+    path = str(tmp_path / "s.sock")
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(path)
+        with _refused(f"cannot read {path}: No such device or address"):
+            check_input(path)
+
+
+def test_the_rows_kept_are_a_boolean_mask():
+    _, keep, _, _ = target_labels(["a", "b", "a"], "y", None)
+    assert keep.dtype == bool and keep.all()

@@ -214,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                 report.write(
                     f"## {mutant['name']}: {mutant['status']}\n{mutant['diff']}\n\n"
                 )
+            report.flush()
     total = sum(r["mutants"] for r in rows)
     caught = sum(r["killed"] + r["equivalent"] for r in rows)
     print(
