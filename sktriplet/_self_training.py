@@ -19,6 +19,7 @@ from sklearn.semi_supervised import LabelSpreading
 
 from ._checks import UNLABELLED
 from ._plan import plan_fit
+from .fitted import FittedEncoder
 
 SPREADING_NEIGHBORS = 7  # LabelSpreading's own default
 AGREEING_NEIGHBORS = 10
@@ -125,9 +126,9 @@ def self_train(result, plan, params: dict, X, y_codes, rng):
         if len(rows) > MAX_SELF_TRAINING_SAMPLES:
             # A random share: the neighbour search grows with the square.
             rows = np.sort(rng.choice(rows, MAX_SELF_TRAINING_SAMPLES, replace=False))
-            embedding = result.encoder.embed(X[rows], params["device"])
+            embedding = FittedEncoder.of(result).embed(X[rows], params["device"])
         else:
-            embedding = result.encoder.embed(X, params["device"])[rows]
+            embedding = FittedEncoder.of(result).embed(X, params["device"])[rows]
         y_round = y_codes.copy()
         y_round[rows] = pseudo_labels(embedding, y_codes[rows])
         if np.array_equal(y_round, y_codes):

@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import _checks as checks
 from ._plan import plan_fit
 from ._self_training import self_train
+from .fitted import FittedEncoder
 from .metrics import RETRIEVAL_METRIC, mean_average_precision_at_r
 
 __all__ = ["TripletEmbedder"]
@@ -360,9 +361,9 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         history = result.history
         if warm_start:
             history = {k: self.history_.get(k, []) + v for k, v in history.items()}
-        self._encoder, self.classes_ = result.encoder, classes
+        self._encoder, self.classes_ = FittedEncoder.of(result), classes
         self._multilabel = multilabel
-        self.n_components_ = result.encoder.n_components
+        self.n_components_ = result.n_components
         self.history_, self.n_iter_ = history, len(history.get("loss", []))
         self.best_epoch_, self._sample_shape = result.best_epoch, sample_shape
         sample = X[plan.train_rows[:1000]]

@@ -47,6 +47,12 @@ class FittedEncoder:
         # None when the model is not a stack of dense layers.
         self.forward = DenseForward.from_keras(model)
 
+    @classmethod
+    def of(cls, result) -> FittedEncoder:
+        """The encoder a training run trained (a
+        :class:`~sktriplet.keras.training.TrainingResult`)."""
+        return cls(result.model, result.n_components, result.optimizer_state)
+
     def embed(self, X, device: str = "auto") -> np.ndarray:
         """The embeddings of the rows of ``X`` (float64 for float64 ``X``,
         else float32), a chunk at a time: a dense stack on the CPU in numpy,

@@ -25,12 +25,12 @@ import keras
 import numpy as np
 
 from .._warnings import user_stacklevel
-from ..fitted import FittedEncoder
+from ..inference import DenseForward, embed_in_chunks
 from ..metrics import mean_average_precision_at_r
 from ..sampling import unblock
 from . import devices
 from .encoders import build_encoder, clone_architecture, copy_encoder, copy_state
-from .models import SiameseModel
+from .models import SiameseModel, embed
 from .tracing import own_traces
 
 __all__ = [
@@ -228,23 +228,29 @@ def steps_per_call(
 
 @dataclass
 class TrainingResult:
-    """What a training run did, as plain data, and the encoder it trained."""
+    """What a training run did, and what it trained, as plain data: the
+    encoder (a ``keras.Model``), the size of its embedding and the optimizer's
+    state at the end (what ``partial_fit`` continues)."""
 
     history: dict = field(default_factory=dict)
     best_epoch: int | None = None
     non_finite: tuple | None = None  # (epoch, batch, loss value) of the first bad loss
     interrupted: bool = False
-    encoder: FittedEncoder | None = None
+    model: keras.Model | None = None
+    n_components: int = 0
+    optimizer_state: list | None = None
 
 
-def fit_encoder(plan, X, y, fitted: FittedEncoder | None = None) -> TrainingResult:
+def fit_encoder(plan, X, y, fitted=None) -> TrainingResult:
     """Build the network of ``plan`` (a :class:`~sktriplet._plan.FitPlan`), or
-    copy the ``fitted`` encoder that it continues, and train it on the rows of
+    copy the ``fitted`` encoder that it continues (anything with its
+    ``model``, ``n_components`` and ``optimizer_state``, such as a
+    :class:`~sktriplet.fitted.FittedEncoder`), and train it on the rows of
     ``(X, y)`` (``y`` class codes) with the triplet loss.
 
-    The returned result holds the trained :class:`~sktriplet.fitted.FittedEncoder`
-    (with the optimizer's state at the end) beside what the run did.  Raises a
-    ``FloatingPointError`` when the loss turned NaN or infinite.
+    The returned result holds the trained model and the optimizer's state at
+    the end beside what the run did.  Raises a ``FloatingPointError`` when the
+    loss turned NaN or infinite.
     """
     if fitted is not None:  # partial_fit continues it
         encoder, n_components = copy_encoder(fitted.model), fitted.n_components
@@ -292,7 +298,8 @@ def fit_encoder(plan, X, y, fitted: FittedEncoder | None = None) -> TrainingResu
             f"learning_rate (now {plan.learning_rate}), scale the features "
             "(for example with StandardScaler), or keep normalize=True."
         )
-    result.encoder = FittedEncoder(encoder, n_components, optimizer_state)
+    result.model, result.n_components = encoder, n_components
+    result.optimizer_state = optimizer_state
     return result
 
 
@@ -496,7 +503,11 @@ class _ValidationMonitor(keras.callbacks.Callback):
 
     def score(self) -> float:
         # The weights as they stand: a dense stack embeds in numpy.
-        embedding = FittedEncoder(self._encoder, self._width).embed(self._X_val)
+        forward = DenseForward.from_keras(self._encoder)
+        if forward is not None:
+            embedding = embed_in_chunks(self._X_val, forward, self._width)
+        else:
+            embedding = embed(self._encoder, self._X_val, "auto")
         # Exact (at most 5000 held-out rows): a sampled estimate would move
         # the stopping decisions.
         return mean_average_precision_at_r(
