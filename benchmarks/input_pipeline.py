@@ -1,10 +1,10 @@
 """The training input pipeline: sktriplet's own ``tf.data`` pipeline against
 two others, side by side in fresh processes.
 
-- ``sktriplet``: blocks of batches (up to ``training.BLOCK_BYTES``) from one
+- ``sktriplet``: blocks of batches (up to ``pipeline.BLOCK_BYTES``) from one
   call into Python each, split into batches by ``tf.data``, the next block
   prepared while the current one trains; autotuning off
-  (``sktriplet.keras.training._input_of``).
+  (``sktriplet.keras.pipeline.input_of``).
 - ``from_generator``: the same blocks read through
   ``tf.data.Dataset.from_generator`` (sktriplet's pipeline until the blocks
   were read with ``tf.numpy_function`` directly).
@@ -65,7 +65,7 @@ def _one_batch_per_hand_over(blocks, batches_needed):
 def _from_generator(blocks, batches_needed):
     import tensorflow as tf
 
-    from sktriplet.keras.training import BLOCK_BYTES
+    from sktriplet.keras.pipeline import BLOCK_BYTES
 
     x, y = next(blocks(1))
     per_block = int(min(max(BLOCK_BYTES // max(x.nbytes, 1), 1), batches_needed))
@@ -104,11 +104,11 @@ def fit_twice(pipeline: str, data: str) -> dict:
     from sktriplet.keras import training
 
     if pipeline == "keras":  # hand Keras the batch generator
-        training._input_of = lambda blocks, batches_needed: _batches(blocks)
+        training.input_of = lambda blocks, batches_needed: _batches(blocks)
     elif pipeline == "one batch per hand-over":
-        training._input_of = _one_batch_per_hand_over
+        training.input_of = _one_batch_per_hand_over
     elif pipeline == "from_generator":
-        training._input_of = _from_generator
+        training.input_of = _from_generator
     X_train, y_train = _training_rows(data)
     marks = {}
 

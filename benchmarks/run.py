@@ -288,7 +288,7 @@ def training_throughput(X, y) -> None:
     import keras
 
     from sktriplet import TripletEmbedder
-    from sktriplet.keras.training import steps_per_call
+    from sktriplet.keras.pipeline import steps_per_call
     from sktriplet.sampling import ClassBalancedSampler
 
     class EpochTimer(keras.callbacks.Callback):

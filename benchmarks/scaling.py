@@ -85,10 +85,10 @@ def _quality(embed, X_tr, X_te, y_tr, y_te) -> dict:
 
 def _scoring_clock():
     """Count the time early stopping spends scoring the validation set."""
-    from sktriplet.keras import training
+    from sktriplet.keras import callbacks
 
     clock = {"seconds": 0.0}
-    score = training._ValidationMonitor.score
+    score = callbacks._ValidationMonitor.score
 
     def timed(self):
         start = time.perf_counter()
@@ -97,7 +97,7 @@ def _scoring_clock():
         finally:
             clock["seconds"] += time.perf_counter() - start
 
-    training._ValidationMonitor.score = timed
+    callbacks._ValidationMonitor.score = timed
     return clock
 
 

@@ -141,7 +141,7 @@ def breakdown_job(steps: int = 400, data: str = "digits") -> dict:
             return ops.mean(ops.square(y_pred))
 
     from sktriplet._plan import _auto_noise
-    from sktriplet.keras.training import steps_per_call
+    from sktriplet.keras.pipeline import steps_per_call
 
     if data == "digits":
         X, y = load_digits(return_X_y=True)

@@ -54,16 +54,16 @@ def test_folds_of_other_images_reuse_the_traced_step_and_their_own_scaling(
 ):
     # As the folds of a search: other images, other channel moments, the same
     # pooled model (no new trace), and the result of a model built afresh.
-    from sktriplet.keras import training
+    from sktriplet.keras import pool
 
     X, y = digit_images
     params = dict(epochs=2, random_state=0, device="cpu")
     TripletEmbedder(**params).fit(X[:N], y[:N])
-    pooled = {key: list(models) for key, models in training._POOL.items()}
+    pooled = {key: list(models) for key, models in pool._POOL.items()}
     X_b = np.clip(X[N:] * 1.5, 0, 1)  # other moments than the first fold's
     reused = TripletEmbedder(**params).fit(X_b, y[N:])
-    assert {key: list(models) for key, models in training._POOL.items()} == pooled
-    training._POOL.clear()
+    assert {key: list(models) for key, models in pool._POOL.items()} == pooled
+    pool._POOL.clear()
     fresh = TripletEmbedder(**params).fit(X_b, y[N:])
     np.testing.assert_array_equal(reused.transform(X_b), fresh.transform(X_b))
 

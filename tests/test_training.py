@@ -181,7 +181,7 @@ class _FakeModel:
 
 @pytest.mark.parametrize("maximize", [False, True])
 def test_plateau_lowers_the_rate_every_patience_epochs_then_stops(maximize):
-    from sktriplet.keras.training import Plateau
+    from sktriplet.keras.callbacks import Plateau
 
     plateau = Plateau(
         tol=0.05,
@@ -215,7 +215,7 @@ def test_plateau_cuts_the_rate_at_most_cuts_times_then_stops(stops):
     """Improvements between plateaus reset the count of cuts per plateau, but
     not the cuts in all: at the lowest rate, a plateau stops training (with
     ``stops``; else the rate stays there)."""
-    from sktriplet.keras.training import Plateau
+    from sktriplet.keras.callbacks import Plateau
 
     plateau = Plateau(0.01, patience=2, factor=0.5, reductions=2, cuts=2,
                       stops=stops)  # fmt: skip
@@ -237,7 +237,7 @@ def test_plateau_cuts_the_rate_at_most_cuts_times_then_stops(stops):
 def test_plateau_counts_epochs_between_scores_taken_every_few_epochs():
     """A validation score every 3 epochs (NaN between): the rate is cut once
     ``patience`` epochs have passed without an improvement, scored or not."""
-    from sktriplet.keras.training import Plateau
+    from sktriplet.keras.callbacks import Plateau
 
     plateau = Plateau(0.01, monitor="val_map_at_r", maximize=True, patience=2,
                       factor=0.5, stops=False)  # fmt: skip
@@ -306,27 +306,27 @@ def test_fits_on_data_of_different_sizes_reuse_one_traced_step():
     # The folds of a 3-fold search on 480 rows (320 rows, 10 batches of 32)
     # and its refit on all of them (15 batches) both run 8 steps per call:
     # they train the same pooled model, whose traced step Keras keeps.
-    from sktriplet.keras import training
+    from sktriplet.keras import pool
 
     X, y = make_classification(
         480, n_features=20, n_informative=10, n_classes=10, random_state=0
     )
     params = dict(epochs=1, hidden_layer_sizes=(24,), batch_size=32, random_state=0)
     TripletEmbedder(**params).fit(X[:320], y[:320])
-    keys = [k for k in training._POOL if '"units": 24' in k]
+    keys = [k for k in pool._POOL if '"units": 24' in k]
     (key,) = keys
-    (model,) = training._POOL[key]
+    (model,) = pool._POOL[key]
     train_function = model.train_function
     TripletEmbedder(**params).fit(X, y)
-    assert [k for k in training._POOL if '"units": 24' in k] == keys
-    assert training._POOL[key] == [model]
+    assert [k for k in pool._POOL if '"units": 24' in k] == keys
+    assert pool._POOL[key] == [model]
     assert model.train_function is train_function
 
 
 def test_partial_fit_parts_of_different_batch_counts_reuse_one_traced_step():
     # Parts of 1, 2 and 4 batches: one epoch each, one step per call, so one
     # pooled model (a fit would run each epoch in one call, a step per count).
-    from sktriplet.keras import training
+    from sktriplet.keras import pool
 
     X, y = make_classification(
         1000, n_features=20, n_informative=10, n_classes=10, random_state=0
@@ -334,7 +334,7 @@ def test_partial_fit_parts_of_different_batch_counts_reuse_one_traced_step():
     emb = TripletEmbedder(hidden_layer_sizes=(23,), random_state=0)
     for part in (slice(0, 300), slice(0, 600), slice(0, 1000)):
         emb.partial_fit(X[part], y[part])
-    assert len([k for k in training._POOL if '"units": 23' in k]) == 1
+    assert len([k for k in pool._POOL if '"units": 23' in k]) == 1
 
 
 def test_small_data_of_nearby_sizes_trains_on_one_batch_shape(digits):
@@ -520,14 +520,14 @@ def test_partial_fit_trains_at_learning_rate_after_a_schedule_lowered_it(
     model) or taken from the pool (issue 44, item 2)."""
     from collections import OrderedDict
 
-    from sktriplet.keras import training
+    from sktriplet.keras import pool
 
     X, y = digits
     emb = TripletEmbedder(**{**quick, "learning_rate_schedule": "cosine"}).fit(X, y)
     assert emb.history_["learning_rate"][-1] < emb.learning_rate / 2
     for _ in range(2):
         if model == "newly built":
-            monkeypatch.setattr(training, "_POOL", OrderedDict())
+            monkeypatch.setattr(pool, "_POOL", OrderedDict())
         emb.partial_fit(X, y)
         assert emb.history_["learning_rate"][-1] == pytest.approx(emb.learning_rate)
 
@@ -721,7 +721,7 @@ def test_tensorflow_reads_batches_through_a_pipeline_without_autotuning(digits):
     autotuning off, takes blocks of batches and yields the batches in order."""
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the pipeline is TensorFlow's")
-    from sktriplet.keras.training import _input_of
+    from sktriplet.keras.pipeline import input_of
 
     asked = []
 
@@ -734,7 +734,7 @@ def test_tensorflow_reads_batches_through_a_pipeline_without_autotuning(digits):
                 (np.tile(np.arange(4), (k, 1))),
             )
 
-    dataset = _input_of(blocks, batches_needed=5)
+    dataset = input_of(blocks, batches_needed=5)
     assert dataset.options().autotune.enabled is False
     assert [int(x[0, 0]) for x, _ in dataset.take(5)] == [0, 1, 2, 3, 4]
     assert asked[-1] == 5  # tiny batches: as many per block as the fit needs

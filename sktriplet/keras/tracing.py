@@ -1,7 +1,7 @@
 """sktriplet traces deliberately: TensorFlow's retracing warning is not for them.
 
 sktriplet traces one training step per architecture (pooled, see
-:func:`~sktriplet.keras.training.siamese_model_for`) and one inference function
+:func:`~sktriplet.keras.pool.siamese_model_for`) and one inference function
 per fitted encoder (:func:`~sktriplet.keras.models.inference_function`).  A
 script that fits several architectures, or transforms with several fitted
 models, therefore traces the same Python functions several times, which
