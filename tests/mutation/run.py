@@ -165,10 +165,8 @@ def run_module(module: str, max_children: int) -> dict:
             cwd=folder, env=env, capture_output=True, text=True,
         )  # fmt: skip
         if run.returncode != 0 or results.returncode != 0:
-            raise SystemExit(
-                f"mutmut failed on {module}:\n{run.stdout[-2000:]}\n"
-                f"{run.stderr[-3000:]}\n{results.stderr[-3000:]}"
-            )
+            said = (run.stdout + run.stderr).replace("\r", "\n").strip()
+            raise RuntimeError(f"mutmut failed on {module}: {said.splitlines()[-1]}")
     mutants = json.loads(results.stdout)
     equivalents = _equivalents()
     counts = {"killed": 0, "equivalent": 0, "survived": 0}
@@ -202,7 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     print("{:10} {:>7} {:>7} {:>7} {:>8} {:>6} {:>7}".format(*header))
     with open(args.report, "w") as report:
         for module in args.only:
-            row = run_module(module, args.max_children)
+            try:
+                row = run_module(module, args.max_children)
+            except RuntimeError as exc:  # the module's tests fail unmutated
+                print(f"{module:10} {exc}", flush=True)
+                continue
             rows.append(row)
             print(
                 f"{module:10} {row['mutants']:7d} {row['killed']:7d} "
@@ -220,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{'all':10} {total:7d} {sum(r['killed'] for r in rows):7d} "
         f"{sum(r['equivalent'] for r in rows):7d} {total - caught:8d} "
-        f"{caught / total:6.1%} {time.monotonic() - start:6.0f}s"
+        f"{caught / max(total, 1):6.1%} {time.monotonic() - start:6.0f}s"
     )
     print(f"surviving mutants: {args.report}")
     return 0
