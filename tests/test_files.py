@@ -161,3 +161,9 @@ def test_writing_a_path_writes_bytes_by_default_and_passes_open_args(tmp_path):
     with writing(tmp_path / "t.csv", "w", newline="") as f:
         f.write("a\r\n")
     assert (tmp_path / "t.csv").read_bytes() == b"a\r\n"
+
+
+def test_writing_passes_the_encoding_on(tmp_path):
+    with writing(tmp_path / "l.txt", "w", encoding="latin-1") as f:
+        f.write("é")
+    assert (tmp_path / "l.txt").read_bytes() == b"\xe9"

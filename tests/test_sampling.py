@@ -352,7 +352,7 @@ def test_a_partly_labelled_batch_leaves_the_labelled_rows_their_share():
     assert (sampler.n_groups, sampler.samples_per_group) == (8, 2)
     assert sampler.batch_rows == 16 + 16
     # Pairs stay distinct within a batch when the pool wraps around.
-    wrap = PartlyLabelledSampler(np.array([0, 0, 1, 1, -1, -1, -1]), 12, 2,
+    wrap = PartlyLabelledSampler(np.array([0, 0, 1, 1, -1, -1, -1, -1]), 12, 2,
                                  np.random.RandomState(0))  # fmt: skip
     assert wrap.n_pairs == 3
     for _ in range(10):
@@ -450,3 +450,37 @@ def test_channel_moments_of_integer_images_do_not_overflow():
     mean, variance = channel_moments(X, np.arange(300))
     np.testing.assert_allclose(mean, [130.0])
     np.testing.assert_allclose(variance, [120.0**2])
+
+
+def test_a_multilabel_split_counts_rows_sharing_a_label_on_each_side():
+    """Two rows of a label on a side are enough; a row's own count of labels
+    does not matter; no held-out row at all is refused in words."""
+    order = np.random.RandomState(0).permutation(8)
+    Y = np.ones((8, 1), np.uint8)  # one label, on every row
+    validation_split(Y, 0.5, "stratified", np.random.RandomState(0))
+    two = np.zeros((8, 2), np.uint8)
+    two[order[:2], 0] = 1  # exactly two held-out rows share label 0
+    two[order[4:6], 1] = 1  # exactly two training rows share label 1
+    validation_split(two, 0.5, "stratified", np.random.RandomState(0))
+    with pytest.raises(ValueError, match="validation_fraction=0.01 of the 8"):
+        validation_split(Y, 0.01, "stratified", np.random.RandomState(0))
+
+
+def test_the_noise_scale_of_float32_features_is_computed_in_float64():
+    from sktriplet.sampling import noise_scale
+
+    rng = np.random.RandomState(0)
+    X = (1e4 + rng.normal(size=(5000, 2))).astype(np.float32)
+    expected = 0.5 * np.std(X.astype(np.float64), axis=0)
+    np.testing.assert_allclose(noise_scale(X, np.arange(5000), 0.5), expected,
+                               rtol=1e-6)  # fmt: skip
+
+
+def test_a_plan_reads_its_share_of_each_batch():
+    from sktriplet.sampling import BatchPlan
+
+    X, y = np.arange(40.0)[:, None], np.repeat(np.arange(4), 10)
+    plan = BatchPlan(False, 8, 2, 0, None, 0)
+    whole, _ = next(plan.blocks(X, y, np.arange(40)))
+    half, _ = next(plan.blocks(X, y, np.arange(40), share=(1, 2)))
+    np.testing.assert_array_equal(half, whole[:, 4:])
