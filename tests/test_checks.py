@@ -542,3 +542,29 @@ def test_features_of_exactly_a_million_are_not_called_unscaled():
         "where the loss is stuck at the margin. Lower learning_rate"
     )):  # fmt: skip
         checks.warn_if_collapsed(X, np.ones((3, 2)), _PARAMS)
+
+
+def test_a_users_encoder_takes_images_as_given():
+    from sktriplet import TripletEmbedder
+
+    emb = TripletEmbedder(encoder=lambda: None)
+    X_in, _, shape = checks.fit_data(emb, np.zeros((3, 4, 4)), [0, 1, 0], False)
+    assert X_in.shape == (3, 4, 4) and shape == (4, 4)
+    emb._sample_shape = (4, 4)
+    assert checks.transform_data(emb, np.zeros((2, 4, 4))).shape == (2, 4, 4)
+
+
+def test_transform_reads_an_object_array_of_numbers_as_float64():
+    from sktriplet import TripletEmbedder
+
+    emb = TripletEmbedder()
+    checks.fit_data(emb, np.zeros((3, 2)), [0, 1, 0], warm_start=False)
+    emb._sample_shape = (2,)
+    out = checks.transform_data(emb, np.array([[1, 2.5], [3, 4]], dtype=object))
+    assert out.dtype == np.float64
+
+
+def test_a_collapse_away_from_the_origin_is_measured_around_its_own_centre():
+    X = np.arange(200.0).reshape(100, 2)
+    with pytest.warns(UserWarning, match="collapsed"):
+        checks.warn_if_collapsed(X, _around([3, 1], 1e-5), _PARAMS)
