@@ -357,3 +357,91 @@ def test_an_encoder_beyond_dense_layers_needs_the_tensorflow_backend(monkeypatch
         "Keras on 'jax'. Set KERAS_BACKEND=tensorflow before importing Keras."
     ) + "$"):  # fmt: skip
         sk_onnx._splice_keras(None, None, "x", "out")
+
+
+def test_without_skl2onnx_the_export_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "skl2onnx", None)
+    with pytest.raises(ImportError, match="^" + re.escape(
+        "ONNX export needs skl2onnx and onnx: pip install 'sktriplet[onnx]'"
+    ) + "$"):  # fmt: skip
+        sk_onnx.register()
+
+
+def test_tf2onnx_missing_or_failing_is_said_in_one_line(monkeypatch):
+    from types import SimpleNamespace
+
+    pytest.importorskip("tf2onnx")
+    import tf2onnx
+
+    model = SimpleNamespace(input_shape=(None, 3))
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)
+    with pytest.raises(ImportError, match="^" + re.escape(
+        "Converting an encoder that is not a stack of Dense layers to ONNX needs "
+        "tf2onnx: pip install 'sktriplet[onnx]'"
+    ) + "$"):  # fmt: skip
+        sk_onnx._keras_to_onnx(model, 13)
+    monkeypatch.setitem(sys.modules, "tf2onnx", tf2onnx)
+    for error, quoted in ((RuntimeError("  no op\nstack"), "RuntimeError: no op"),
+                          (KeyError(), "KeyError: ")):  # fmt: skip
+
+        def fail(*args, error=error, **kwargs):
+            raise error
+
+        monkeypatch.setattr(tf2onnx.convert, "from_function", fail)
+        with pytest.raises(ValueError, match="^" + re.escape(
+            f"tf2onnx could not convert this encoder to ONNX ({quoted})."
+        ) + "$"):  # fmt: skip
+            sk_onnx._keras_to_onnx(model, 13)
+
+
+def test_tensorflow_ops_tf2onnx_left_in_the_graph_are_named(monkeypatch):
+    from types import SimpleNamespace
+
+    import onnx
+
+    pytest.importorskip("tf2onnx")
+    import tf2onnx
+
+    nodes = [onnx.helper.make_node(op, ["x"], ["y"], domain=domain)
+             for op, domain in (("Erfc", ""), ("Relu", ""), ("Foo", "ai.onnx"),
+                                ("Bar", "com.microsoft"))]  # fmt: skip
+    proto = onnx.helper.make_model(onnx.helper.make_graph(nodes, "g", [], []))
+    monkeypatch.setattr(tf2onnx.convert, "from_function", lambda *a, **k: (proto, 0))
+    with pytest.raises(ValueError, match="^" + re.escape(
+        "Cannot convert this encoder to ONNX: tf2onnx has no ONNX operator for "
+        "TensorFlow's Erfc, Foo (used by one of its layers or activations, such "
+        "as gelu's Erfc); use layers that tf2onnx converts."
+    ) + "$"):  # fmt: skip
+        sk_onnx._keras_to_onnx(SimpleNamespace(input_shape=(None, 3)), 13)
+
+
+def test_a_graph_skl2onnx_cannot_assemble_is_one_value_error(monkeypatch):
+    rng = np.random.RandomState(5)
+    emb = _dense_fitted([(rng.normal(size=(3, 2)), None, "linear")], False, 3)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("Unable to find a shape\ncalculator for x")
+
+    monkeypatch.setattr(skl2onnx, "to_onnx", fail)
+    with pytest.raises(ValueError, match="^" + re.escape(
+        "Cannot convert this encoder to ONNX: skl2onnx could not assemble the "
+        "graph tf2onnx wrote for it (RuntimeError: Unable to find a shape)."
+    ) + "$"):  # fmt: skip
+        sk_onnx.to_onnx(emb)
+
+
+def test_the_output_is_declared_n_components_wide_at_the_opset_asked():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.RandomState(6)
+    X = rng.normal(size=(5, 3)).astype(np.float32)
+    emb = _dense_fitted([(rng.normal(size=(3, 4)), None, "relu")], False, 3)
+    sk_onnx.register()
+    model = skl2onnx.to_onnx(make_pipeline(StandardScaler().fit(X), emb), X[:1])
+    (output,) = model.graph.output
+    assert output.type.tensor_type.shape.dim[1].dim_value == 4
+    model = sk_onnx.to_onnx(emb, target_opset=15)
+    assert {o.version for o in model.opset_import if o.domain in ("", "ai.onnx")} == {
+        15
+    }
