@@ -136,7 +136,8 @@ def test_other_hidden_layer_sizes_are_refused(value):
 def test_a_binary_indicator_is_multi_label_and_a_column_is_raveled():
     Y = np.array([[1, 0], [0, 1], [1, 1]])
     assert checks.indicator_or_labels(Y) is Y
-    assert checks.indicator_or_labels(Y.astype(bool)) is not None
+    as_bool = Y.astype(bool)
+    assert checks.indicator_or_labels(as_bool) is as_bool
     sparse = sp.csr_matrix(Y)
     assert checks.indicator_or_labels(sparse) is sparse
     column = np.array([[2], [0], [1]])
