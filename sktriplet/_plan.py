@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ._checks import UNLABELLED
+from ._geometry import FEW_ROWS_PER_CLASS, principal_start
 from ._warnings import user_stacklevel
 from .metrics import RETRIEVAL_METRIC
 from .mining import positives_per_anchor
@@ -58,6 +59,10 @@ SCORING_RATIO = 60
 # half the level did best.
 AUTO_INPUT_NOISE = 0.5
 NOISE_ROWS_PER_CLASS = 1_600
+# Below FEW_ROWS_PER_CLASS, where the MLP starts from the raw geometry, "auto"
+# is this level: on the digits and the wine at 3-30 rows a class it gave the
+# held-out 1-NN accuracy that 0.5 fell short of (docs/few_rows.txt).
+FEW_ROWS_INPUT_NOISE = 0.25
 # "auto" weight decay of the default MLP (Adam's, decoupled).  Measured on the
 # scaling data from 2000 to 128000 rows, the digits and the many-class sets
 # (docs/scaling.txt): 0.1 gained at every size; 0.3 gained more at 8000 rows
@@ -73,7 +78,9 @@ class EncoderPlan:
     ``given`` is the user's ``encoder`` (a Keras model or a callable), or None
     for the default one: a multilayer perceptron of ``hidden_layer_sizes`` for
     vectors, a convolutional network for images, which standardises each channel
-    with ``channel_moments`` (mean, variance).
+    with ``channel_moments`` (mean, variance).  ``start``, the ``(kernel,
+    bias)`` of :func:`~sktriplet._geometry.principal_start`, makes the MLP
+    start from the raw geometry (few rows a class); None otherwise.
     """
 
     given: Any
@@ -84,6 +91,7 @@ class EncoderPlan:
     precision: str
     seed: int
     channel_moments: tuple[np.ndarray, np.ndarray] | None = None
+    start: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -149,7 +157,9 @@ def plan_fit(
     if split is None:
         split = _validation_rows(params, y, rng, partial, schedule)
     train_idx, val_idx = split
-    encoder = None if continues else _encoder_plan(params, X, train_idx, rng)
+    encoder = None
+    if not continues:
+        encoder = _encoder_plan(params, X, y, train_idx, rng, partial)
     batch_size = params["batch_size"]
     if batch_size == "auto":
         batch_size = auto_batch_size(len(train_idx))
@@ -273,16 +283,27 @@ def _class_size_factor(y, reference: float) -> float:
 
 def _auto_noise(y, partial: bool) -> float:
     """The "auto" input noise of the default MLP trained on the class codes
-    ``y``: it falls as the classes grow; ``partial_fit``, whose chunks do not
-    tell the size of the data, keeps ``AUTO_INPUT_NOISE``.
+    ``y``: ``FEW_ROWS_INPUT_NOISE`` for small classes, then it falls as the
+    classes grow; ``partial_fit``, whose chunks do not tell the size of the
+    data, keeps ``AUTO_INPUT_NOISE``.
 
     >>> digits, large = np.arange(1_797) % 10, np.arange(128_000) % 20
     >>> _auto_noise(digits, False), _auto_noise(large, False), _auto_noise(large, True)
     (0.5, 0.25, 0.5)
+    >>> _auto_noise(np.arange(300) % 10, False), _auto_noise(np.arange(300) % 10, True)
+    (0.25, 0.5)
     """
     if partial:
         return AUTO_INPUT_NOISE
+    if _few_rows(y):
+        return FEW_ROWS_INPUT_NOISE
     return AUTO_INPUT_NOISE * min(1.0, _class_size_factor(y, NOISE_ROWS_PER_CLASS))
+
+
+def _few_rows(y) -> bool:
+    """Whether the classes of ``y`` are small enough for the default MLP to
+    start from the raw geometry (:mod:`sktriplet._geometry`)."""
+    return _rows_per_class(y) < FEW_ROWS_PER_CLASS
 
 
 def _validation_rows(params: dict, y, rng, partial: bool, schedule: str):
@@ -351,13 +372,18 @@ def _score_every(train_idx, val_idx, default_dense: bool) -> int:
     return max(1, math.ceil(len(val_idx) ** 2 / len(train_idx) / SCORING_RATIO))
 
 
-def _encoder_plan(params: dict, X, train_idx, rng) -> EncoderPlan:
+def _encoder_plan(params: dict, X, y, train_idx, rng, partial: bool) -> EncoderPlan:
     seed = int(rng.randint(_SEED_RANGE - 100))
     given = params["encoder"]
     n_components = params["n_components"]
     if given is None:
         n_components = n_components or DEFAULT_N_COMPONENTS
     default_images = given is None and X.ndim == 4
+    start = None
+    # partial_fit's first chunk does not tell the size of the classes.
+    if given is None and X.ndim == 2 and not partial:
+        if _few_rows(y[train_idx]):
+            start = principal_start(X, train_idx, n_components, seed)
     return EncoderPlan(
         given=given,
         input_shape=X.shape[1:],
@@ -367,4 +393,5 @@ def _encoder_plan(params: dict, X, train_idx, rng) -> EncoderPlan:
         precision=params["precision"],
         seed=seed,
         channel_moments=channel_moments(X, train_idx) if default_images else None,
+        start=start,
     )

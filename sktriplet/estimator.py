@@ -48,7 +48,8 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     hidden_layer_sizes : tuple of int, default=(256, 256)
         Widths of the hidden layers of the default encoder for tabular data
-        (dense, batch normalisation, ReLU).
+        (dense, batch normalisation, ReLU); below 50 rows a class, added to a
+        linear map started at the rows' principal axes (user guide).
 
     encoder : keras.Model or callable, default=None
         The embedding network: a Keras model (a copy is trained) or a callable
@@ -95,8 +96,8 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     input_noise : "auto" or float, default="auto"
         Standard deviation of the Gaussian noise added to training inputs, in
-        units of each feature's; "auto" is 0.5 for the default MLP, times
-        sqrt(1600 / r) in a fit on classes of r > 1600 rows, else 0.
+        units of each feature's; "auto" is 0.5 for the default MLP, 0.25 in a
+        fit on classes of r < 50 rows, times sqrt(1600 / r) for r > 1600, else 0.
 
     weight_decay : "auto" or float, default="auto"
         Adam's decoupled weight decay (AdamW's): each step scales the weights by

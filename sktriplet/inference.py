@@ -88,6 +88,40 @@ def _flat_layers(model):
             yield layer
 
 
+def _start_and_chain(model, layers: list):
+    """The linear ``start`` layer whose output an ``Add`` layer sums with the
+    output of the other layers (the default encoder at few rows a class,
+    :func:`sktriplet.keras.encoders.build_mlp_encoder`), and those other
+    layers: ``(None, layers)`` without an ``Add``, ``(None, None)`` for any
+    other use of one."""
+    adds = [layer for layer in layers if type(layer).__name__ == "Add"]
+    if not adds:
+        return None, layers
+    add = adds[0]
+    summed = list(add.input) if isinstance(add.input, list | tuple) else []
+    starts = [
+        layer
+        for layer in layers
+        if type(layer).__name__ == "Dense"
+        and layer.input is model.input
+        and any(layer.output is t for t in summed)
+    ]
+    if len(adds) > 1 or len(summed) != 2 or len(starts) != 1:
+        return None, None
+    start = starts[0]
+    chain = [layer for layer in layers if layer is not start and layer is not add]
+    after = layers[layers.index(add) + 1 :]
+    before = [layer for layer in chain if layer not in after]
+    other = summed[1] if summed[0] is start.output else summed[0]
+    if (
+        not before
+        or before[-1].output is not other
+        or any(type(layer).__name__ not in _NORMALIZATIONS for layer in after)
+    ):
+        return None, None
+    return start, chain
+
+
 class DenseForward:
     """Numpy forward pass of ``Dense`` layers, then an optional unit normalisation.
 
@@ -98,11 +132,15 @@ class DenseForward:
         Whether the output rows are scaled to unit L2 norm, as
         ``keras.layers.UnitNormalization`` (and sktriplet's ``L2Normalization``)
         does.
+    start : (kernel, bias) or None
+        A linear map of the input added to the last layer's output, before the
+        normalisation (the default encoder at few rows a class).
     """
 
-    def __init__(self, layers: list, normalize: bool) -> None:
+    def __init__(self, layers: list, normalize: bool, start=None) -> None:
         self.layers = layers
         self.normalize = normalize
+        self.start = start
         self._cast = {}
 
     @classmethod
@@ -113,10 +151,15 @@ class DenseForward:
         by a ``BatchNormalization`` (folded into its weights, as inference
         computes it) and an ``Activation``, and optionally ended by a unit
         normalisation; Sequential and functional models within it count as
-        their layers (a user's stack, wrapped with the normalisation).
+        their layers (a user's stack, wrapped with the normalisation).  A
+        ``Dense`` layer on the input whose output is added to the stack's, before
+        the normalisation, is the ``start``.
         """
+        start, chain = _start_and_chain(model, list(_flat_layers(model)))
+        if chain is None:
+            return None
         layers, normalize = [], False
-        for layer in _flat_layers(model):
+        for layer in chain:
             kind = type(layer).__name__
             module = type(layer).__module__
             if not module.startswith(("keras.", "sktriplet.")) or normalize:
@@ -150,31 +193,49 @@ class DenseForward:
                 normalize = True
             else:
                 return None
-        return cls(layers, normalize) if layers else None
+        if not layers:
+            return None
+        if start is not None:
+            if getattr(getattr(start, "activation", None), "__name__", None) != (
+                "linear"
+            ):
+                return None
+            start = tuple(np.asarray(w) for w in start.get_weights())
+            if len(start) != 2:
+                return None
+        return cls(layers, normalize, start)
 
     def _weights_as(self, dtype: np.dtype) -> list:
-        """The layers with their weights cast to ``dtype`` (cached per dtype)."""
+        """The layers, then the start (or None), with their weights cast to
+        ``dtype`` (cached per dtype)."""
         if dtype not in self._cast:
             self._cast[dtype] = [
                 (w.astype(dtype), None if b is None else b.astype(dtype), act)
                 for w, b, act in self.layers
+            ] + [
+                None
+                if self.start is None
+                else tuple(w.astype(dtype) for w in self.start)
             ]
         return self._cast[dtype]
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         """Embed the rows of ``X``; the output has ``X``'s float dtype."""
+        *layers, start = self._weights_as(X.dtype)
         h = X
-        for w, b, activation in self._weights_as(X.dtype):
+        for w, b, activation in layers:
             h = h @ w
             if b is not None:
                 h += b
             h = _ACTIVATIONS[activation](h)
+        if start is not None:
+            h = h + (X @ start[0] + start[1])
         if self.normalize:
             h = h / np.sqrt(np.maximum(np.sum(h * h, axis=1, keepdims=True), 1e-12))
         return h
 
     def __getstate__(self) -> dict:
-        return {"layers": self.layers, "normalize": self.normalize}
+        return {"layers": self.layers, "normalize": self.normalize, "start": self.start}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(**state)

@@ -202,6 +202,11 @@ def _converter(scope, operator, container) -> None:
                 h = graph.node("Add", h, graph.constant(bias))
             if _ACTIVATIONS[activation] is not None:
                 h = graph.node(_ACTIVATIONS[activation], h)
+        if forward.start is not None:
+            kernel, bias = forward.start
+            start = graph.node("MatMul", x, graph.constant(kernel))
+            start = graph.node("Add", start, graph.constant(bias))
+            h = graph.node("Add", h, start)
         if forward.normalize:
             h = _l2_normalize(graph, h, forward.layers[-1][0].shape[1])
         graph.node("Identity", h, output=out)

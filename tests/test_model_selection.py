@@ -13,7 +13,9 @@ from sktriplet import TripletEmbedder
 
 def test_pipeline_into_a_classifier(digits, quick):
     """Held out, the classifier on the learned embedding beats the same
-    pipeline whose network is left untrained (learning rate 1e-12)."""
+    pipeline whose network is left untrained (learning rate 1e-12), which at
+    20 rows a class is the raw geometry the network starts from, and the
+    classifier on the scaled features."""
     X, y = digits
     trained = make_pipeline(
         StandardScaler(),
@@ -21,9 +23,15 @@ def test_pipeline_into_a_classifier(digits, quick):
         KNeighborsClassifier(n_neighbors=1),
     )
     untrained = clone(trained).set_params(tripletembedder__learning_rate=1e-12)
+    raw = make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=1))
     accuracy = trained.fit(X[:200], y[:200]).score(X[200:], y[200:])
     baseline = untrained.fit(X[:200], y[:200]).score(X[200:], y[200:])
-    assert accuracy > baseline + 0.02, (accuracy, baseline)
+    raw_accuracy = raw.fit(X[:200], y[:200]).score(X[200:], y[200:])
+    assert accuracy > max(baseline, raw_accuracy), (
+        accuracy,
+        baseline,
+        raw_accuracy,
+    )
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2])

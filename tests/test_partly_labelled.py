@@ -170,7 +170,12 @@ def test_partial_fit_and_grid_search_take_unlabelled_samples(
     emb = TripletEmbedder(**quick).partial_fit(X[:200], y[:200])
     emb.partial_fit(X[200:], y[200:])
     assert emb.n_iter_ == 2
-    search_beats_untrained({"unlabeled_weight": [0.0, 0.3]}, X, y, quick)
+    # At 7 labelled rows a class the network starts from the raw geometry,
+    # which 3 epochs do not yet improve on: 30 do (held-out MAP@R 0.77 against
+    # the start's 0.67).
+    search_beats_untrained(
+        {"unlabeled_weight": [0.0, 0.3]}, X, y, {**quick, "epochs": 30}
+    )
 
 
 @pytest.mark.parametrize(

@@ -355,11 +355,14 @@ def test_small_data_of_nearby_sizes_trains_on_one_batch_shape(digits):
 
 
 class _Collapse(keras.callbacks.Callback):
-    """Zeroes the embedding layer's kernel: every sample maps to one point."""
+    """Zeroes the kernels of the layers that give the embedding (and of the
+    linear start it is added to, at few rows a class): every sample maps to one
+    point."""
 
     def on_train_end(self, logs=None):
-        layer = self.model.encoder.get_layer("embedding")
-        layer.kernel.assign(np.zeros(layer.kernel.shape))
+        for layer in self.model.encoder.layers:
+            if layer.name in ("embedding", "start"):
+                layer.kernel.assign(np.zeros(layer.kernel.shape))
 
 
 def test_collapse_is_detected_and_explained(digits, quick):
@@ -382,9 +385,10 @@ def test_collapse_advice_names_only_what_the_user_can_change(digits, quick):
         emb.set_params(mining="hard").fit(X, y)
 
 
-def test_collapse_on_unscaled_features_advises_scaling(digits, quick):
-    # At this size the default MLP's batch statistics overflow float32.
-    X, y = digits
+def test_collapse_on_unscaled_features_advises_scaling(all_digits, quick):
+    # At this size the default MLP's batch statistics overflow float32 (60 rows
+    # a class: the MLP alone, without the linear start of fewer rows).
+    X, y = all_digits[0][:600], all_digits[1][:600]
     with pytest.warns(UserWarning, match=r"Scale the features \(they reach 1e\+20"):
         TripletEmbedder(**quick).fit(X * 1e20, y)
 

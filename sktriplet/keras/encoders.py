@@ -51,6 +51,7 @@ def build_encoder(plan) -> tuple[keras.Model, int]:
             n_components,
             plan.normalize,
             plan.seed,
+            start=plan.start,
         )
     if plan.normalize and n_components == 1:
         # Valid (scikit-learn's own checks fit with n_components=1), but rarely
@@ -89,6 +90,7 @@ def build_mlp_encoder(
     seed: int,
     batch_norm: bool = True,
     synchronized: bool = False,
+    start=None,
 ) -> keras.Model:
     """The default encoder: a ReLU multilayer perceptron, optionally L2-normalised.
 
@@ -103,8 +105,37 @@ def build_mlp_encoder(
 
     Each layer's initializer is seeded from ``seed``, so that the same seed builds
     the same weights in any thread or process, whatever the global Keras seed.
+
+    ``start``, a ``(kernel, bias)`` pair (:mod:`sktriplet._geometry`), adds a
+    linear layer ``start`` of those weights on the input to the MLP's output,
+    whose last layer then starts at zero: the network starts as that linear
+    map and learns a correction of it (without hidden layers, the encoder is
+    that linear map).
     """
     inputs = keras.Input(shape=tuple(input_shape), name="features")
+    if start is not None:
+        linear = keras.layers.Dense(n_components, name="start")
+        h = linear(inputs)
+        linear.set_weights(list(start))
+        if hidden_layer_sizes:
+            correction = _hidden_layers(
+                inputs, hidden_layer_sizes, seed, batch_norm, synchronized
+            )
+            correction = keras.layers.Dense(
+                n_components, kernel_initializer="zeros", name="embedding"
+            )(correction)
+            h = keras.layers.Add(name="start_plus_correction")([h, correction])
+        if normalize:
+            h = L2Normalization(name="l2_normalize")(h)
+        return keras.Model(inputs, h, name="mlp_encoder")
+    h = _hidden_layers(inputs, hidden_layer_sizes, seed, batch_norm, synchronized)
+    h = _embedding_head(h, n_components, normalize, seed + len(hidden_layer_sizes))
+    return keras.Model(inputs, h, name="mlp_encoder")
+
+
+def _hidden_layers(inputs, hidden_layer_sizes, seed, batch_norm, synchronized):
+    """The MLP's hidden layers on ``inputs``, the initializer of layer ``i``
+    seeded with ``seed + i``."""
     h = inputs
     for i, width in enumerate(hidden_layer_sizes):
         h = keras.layers.Dense(
@@ -119,8 +150,7 @@ def build_mlp_encoder(
                 momentum=0.9, synchronized=synchronized, name=f"batch_norm_{i}"
             )(h)
             h = keras.layers.Activation("relu", name=f"relu_{i}")(h)
-    h = _embedding_head(h, n_components, normalize, seed + len(hidden_layer_sizes))
-    return keras.Model(inputs, h, name="mlp_encoder")
+    return h
 
 
 def build_conv_encoder(

@@ -1,0 +1,79 @@
+"""The raw geometry the default encoder starts from when classes are small.
+
+With a few labelled rows a class, a network trained from random weights learns
+a geometry that separates its training rows but places new rows worse than
+the raw features do: held-out 1-NN accuracy fell below plain 1-NN on the
+features (issue #47, ``docs/few_rows.txt``).  Below ``FEW_ROWS_PER_CLASS``
+labelled rows a class, the default MLP therefore adds its output to a linear
+map that starts as the principal axes of the training rows (centred, as PCA
+does): at the start the embedding is the raw geometry, and the MLP, whose last
+layer starts at zero, learns a correction of it.
+
+This module is numpy and scikit-learn only; the plan carries the start to the
+Keras package, which sets it as the weights of the encoder's ``start`` layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.decomposition import PCA
+
+__all__ = ["FEW_ROWS_PER_CLASS", "START_SCALE", "principal_start"]
+
+# Below this many labelled rows a class (the mean), the default MLP starts from
+# the raw geometry.  At 50 rows a class and above, the digits gained nothing
+# from it (docs/few_rows.txt); the quality gates (80 rows a class and more)
+# keep the plain MLP.
+FEW_ROWS_PER_CLASS = 50
+# The start's principal axes have this length.  The embedding is normalised, so
+# the length changes only how fast Adam's steps (about ``learning_rate`` per
+# weight) turn the start away from the raw geometry: a twentieth as fast as
+# from unit axes.  Chosen on the digits and the wine at 3-30 rows a class
+# (docs/few_rows.txt; 10 and 40 did less well).
+START_SCALE = 20.0
+# The principal axes are fitted on at most this many training rows.
+MAX_START_ROWS = 10_000
+
+
+def principal_start(X, rows, n_components: int, seed: int):
+    """The ``(kernel, bias)`` of the linear map that starts at the principal
+    axes of ``X[rows]``: ``(x - mean) @ axes * START_SCALE``, as float32.
+
+    The first axes are the principal ones (PCA, seeded by ``seed``); past the
+    rank of the rows, orthonormal axes of the rest of the feature space fill
+    the ``n_components`` (new rows keep their distances there); past the number
+    of features, the kernel's columns are zero.
+
+    >>> X = np.random.RandomState(0).normal(size=(12, 5))
+    >>> kernel, bias = principal_start(X, np.arange(6), 7, seed=0)
+    >>> kernel.shape, bias.shape, kernel.dtype
+    ((5, 7), (7,), dtype('float32'))
+    >>> gram = kernel.T @ kernel / START_SCALE**2
+    >>> bool(np.allclose(gram[:5, :5], np.eye(5), atol=1e-5))
+    True
+    >>> float(abs(kernel[:, 5:]).max())
+    0.0
+    """
+    rng = np.random.RandomState(seed)
+    if len(rows) > MAX_START_ROWS:
+        rows = np.sort(rng.choice(rows, MAX_START_ROWS, replace=False))
+    sample = np.asarray(X[rows], dtype=np.float64)
+    n_features = sample.shape[1]
+    width = min(n_components, n_features)
+    mean, axes = sample.mean(axis=0), np.zeros((n_features, 0))
+    if len(sample) > 1 and np.ptp(sample, axis=0).max() > 0:
+        pca = PCA(min(width, len(sample)), random_state=seed).fit(sample)
+        # Axes with (numerically) no variance are left to the completion below.
+        variance = pca.explained_variance_
+        axes = pca.components_[variance > 1e-12 * variance.max()].T
+    rank = axes.shape[1]
+    if rank < width:
+        # Orthonormal axes of the complement: a seeded Gaussian draw with the
+        # principal axes projected out.
+        draw = rng.normal(size=(n_features, width - rank))
+        draw -= axes @ (axes.T @ draw)
+        axes = np.hstack([axes, np.linalg.qr(draw)[0]])
+    kernel = np.zeros((n_features, n_components))
+    kernel[:, :width] = axes * START_SCALE
+    bias = -mean @ kernel
+    return kernel.astype(np.float32), bias.astype(np.float32)
