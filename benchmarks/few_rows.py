@@ -77,9 +77,7 @@ def main() -> None:
         help="train on the first k rows of each class (the same rows for every "
         "random state), or on k drawn by each random state",
     )
-    parser.add_argument(
-        "--no-peers", action="store_true", help="leave raw and NCA out"
-    )
+    parser.add_argument("--no-peers", action="store_true", help="leave raw and NCA out")
     args = parser.parse_intermixed_args()
     methods = ([] if args.no_peers else ["raw", "NCA"]) + args.configs
     print(
