@@ -19,13 +19,13 @@ import numpy as np
 from ._checks import UNLABELLED
 from ._geometry import FEW_ROWS_PER_CLASS, principal_start
 from ._warnings import user_stacklevel
+from .holdout import validation_split
 from .metrics import RETRIEVAL_METRIC
 from .mining import positives_per_anchor
 from .sampling import (
     BatchPlan,
     channel_moments,
     noise_scale,
-    validation_split,
 )
 
 __all__ = ["EncoderPlan", "FitPlan", "plan_fit"]

@@ -159,3 +159,43 @@ def check_metadata(metadata, path: Path) -> dict:
     if names is not None and len(names) != n_features:
         _refuse(path, "fitted.feature_names_in_", f"{n_features} names", names)
     return metadata
+
+
+def check_encoder_shapes(got_in, got_out, fitted: dict, path: Path) -> None:
+    """The stored encoder, of input shape ``got_in`` and output shape
+    ``got_out``, takes samples of the stored shape (grayscale images with a
+    channel axis added) and embeds them into vectors of the stored size."""
+    sample_shape = tuple(fitted["sample_shape"])
+    takes = isinstance(got_in, tuple) and any(
+        len(shape) == len(got_in) - 1
+        and all(d is None or d == s for d, s in zip(got_in[1:], shape))
+        for shape in (sample_shape, (*sample_shape, 1))
+    )
+    gives = isinstance(got_out, tuple) and got_out[1:] == (fitted["n_components_"],)
+    if not (takes and gives):
+        raise ValueError(
+            f"{path} is not a valid sktriplet model file: its encoder maps "
+            f"inputs of shape {got_in} to {got_out}, but {METADATA} says samples "
+            f"of shape {sample_shape} to {fitted['n_components_']} dimensions."
+        )
+
+
+def check_optimizer_state(state: list, weight_shapes: list, path: Path) -> None:
+    """The stored optimizer state fits the stored encoder, of trainable weights
+    of ``weight_shapes`` (Adam's two moments per trainable weight, in the
+    weights' order, beside scalars such as the step count) and holds only
+    finite numbers: ``partial_fit`` would otherwise fail deep in Keras, or
+    train the encoder into NaN without an error."""
+    moments = [tuple(a.shape) for a in state if a.ndim]
+    expected = [shape for shape in weight_shapes for _ in (0, 1)]
+    if moments != expected:
+        raise ValueError(
+            f"{path} is not a valid sktriplet model file: its optimizer state "
+            f"holds arrays of shapes {shown(moments)}, which do not fit its encoder "
+            f"({len(expected) // 2} trainable weights need two moments each)."
+        )
+    if not all(np.isfinite(a).all() for a in state):
+        raise ValueError(
+            f"{path} is not a valid sktriplet model file: its optimizer state "
+            "holds values that are not finite (NaN or infinity)."
+        )

@@ -36,9 +36,10 @@ from ._schema import (
     FORMAT,
     FORMAT_VERSION,
     METADATA,
+    check_encoder_shapes,
     check_keys,
     check_metadata,
-    shown,
+    check_optimizer_state,
 )
 from ._warnings import user_stacklevel
 
@@ -204,9 +205,10 @@ def load(path: str | os.PathLike) -> TripletEmbedder:
             f"{exc}); it may be damaged or truncated."
         ) from exc
     fitted = metadata["fitted"]
-    _check_encoder_matches(encoder, fitted, path)
+    check_encoder_shapes(encoder.input_shape, encoder.output_shape, fitted, path)
     if optimizer_state is not None:
-        _check_optimizer_state(optimizer_state, encoder, path)
+        weights = [tuple(w.shape) for w in encoder.trainable_weights]
+        check_optimizer_state(optimizer_state, weights, path)
     estimator = TripletEmbedder(**_params(metadata["params"]), encoder=encoder_param)
     classes = fitted["classes_"]
     estimator.classes_ = np.asarray(classes["values"], dtype=np.dtype(classes["dtype"]))
@@ -282,25 +284,6 @@ def _params(params: dict) -> dict:
     return params
 
 
-def _check_encoder_matches(encoder, fitted: dict, path: Path) -> None:
-    """The stored encoder takes samples of the stored shape (grayscale images
-    with a channel axis added) and embeds them into vectors of the stored size."""
-    sample_shape = tuple(fitted["sample_shape"])
-    got_in, got_out = encoder.input_shape, encoder.output_shape
-    takes = isinstance(got_in, tuple) and any(
-        len(shape) == len(got_in) - 1
-        and all(d is None or d == s for d, s in zip(got_in[1:], shape))
-        for shape in (sample_shape, (*sample_shape, 1))
-    )
-    gives = isinstance(got_out, tuple) and got_out[1:] == (fitted["n_components_"],)
-    if not (takes and gives):
-        raise ValueError(
-            f"{path} is not a valid sktriplet model file: its encoder maps "
-            f"inputs of shape {got_in} to {got_out}, but {METADATA} says samples "
-            f"of shape {sample_shape} to {fitted['n_components_']} dimensions."
-        )
-
-
 def _read_optimizer_state(zf: zipfile.ZipFile, path: Path) -> list | None:
     """The stored optimizer state, plain numeric arrays, or None (a file
     written before sktriplet stored it: training continues with a new one)."""
@@ -320,26 +303,6 @@ def _read_optimizer_state(zf: zipfile.ZipFile, path: Path) -> list | None:
             "holds arrays that are not numbers."
         )
     return state
-
-
-def _check_optimizer_state(state: list, encoder, path: Path) -> None:
-    """The stored optimizer state fits the stored encoder (Adam's two moments
-    per trainable weight, in the weights' order, beside scalars such as the
-    step count) and holds only finite numbers: ``partial_fit`` would otherwise
-    fail deep in Keras, or train the encoder into NaN without an error."""
-    moments = [tuple(a.shape) for a in state if a.ndim]
-    expected = [tuple(w.shape) for w in encoder.trainable_weights for _ in (0, 1)]
-    if moments != expected:
-        raise ValueError(
-            f"{path} is not a valid sktriplet model file: its optimizer state "
-            f"holds arrays of shapes {shown(moments)}, which do not fit its encoder "
-            f"({len(expected) // 2} trainable weights need two moments each)."
-        )
-    if not all(np.isfinite(a).all() for a in state):
-        raise ValueError(
-            f"{path} is not a valid sktriplet model file: its optimizer state "
-            "holds values that are not finite (NaN or infinity)."
-        )
 
 
 def _warn_if_code_is_needed(encoder) -> None:

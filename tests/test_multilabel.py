@@ -11,8 +11,9 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from sktriplet import TripletEmbedder, mining
+from sktriplet.holdout import validation_split
 from sktriplet.metrics import mean_average_precision_at_r, precision_at_1
-from sktriplet.sampling import ClassBalancedSampler, validation_split
+from sktriplet.sampling import ClassBalancedSampler
 
 # Rows 0-1 share label 0, rows 1-2 label 1, row 3 has label 2 alone, row 4 none.
 TOY = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 0]])

@@ -23,7 +23,7 @@ def partly(digits):
 def test_views_are_negatives_of_views_but_never_of_a_labelled_anchor():
     from keras import ops
 
-    from sktriplet.keras.losses import _pair_masks
+    from sktriplet.keras.pairs import pair_masks as _pair_masks
 
     # Rows 0-1: class 0; rows 2-3: two views of one unlabelled row (code -2);
     # rows 4-5: views of another (-3).

@@ -5,7 +5,8 @@ import re
 import numpy as np
 import pytest
 
-from sktriplet.sampling import ClassBalancedSampler, validation_split
+from sktriplet.holdout import validation_split
+from sktriplet.sampling import ClassBalancedSampler
 
 
 def _sampler(y, batch_size=32, k=4, seed=0):

@@ -14,9 +14,9 @@ One implementation per miner, each held to its numpy reference in
 - ``"all"`` never lists its ``O(batch**3)`` triplets, it sums their hinges
   (:func:`_all_triplets_hinge`): over the ``(batch, max_positives, batch)``
   tensor of each anchor's positives against every row when the caller bounds
-  the positives per anchor (fast with few), else from one sort of each anchor's
-  distances (:func:`_merge_sorted`), in ``O(batch**2)`` memory whatever their
-  number.
+  the positives per anchor (fast with few), else from one sort of each
+  anchor's distances (:func:`~sktriplet.keras.pairs.merge_sorted`), in
+  ``O(batch**2)`` memory whatever their number.
 
 ``"semihard"`` works on the ``(batch, max_positives, batch)`` tensor of each
 anchor's positives against every row: with a class-balanced batch and a bound
@@ -33,7 +33,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from ..mining import DISTANCES, MINING_STRATEGIES
+from ..mining import MINING_STRATEGIES
+from .pairs import distance_matrix, merge_sorted, negatives_masked, pair_masks
 
 __all__ = [
     "TripletLoss",
@@ -42,88 +43,6 @@ __all__ = [
     "triplet_loss",
     "triplet_slots",
 ]
-
-
-def distance_matrix(embeddings, distance: str = "squared_euclidean"):
-    """Distances between all rows of ``embeddings``, shape ``(batch, batch)``.
-
-    Computed in float32 whatever the compute dtype.  The euclidean distance has a
-    finite gradient where two rows coincide.
-    """
-    e = ops.cast(embeddings, "float32")
-    if distance == "cosine":
-        e = e / ops.maximum(ops.norm(e, axis=1, keepdims=True), 1e-12)
-        return ops.maximum(1.0 - ops.matmul(e, ops.transpose(e)), 0.0)
-    sq = ops.sum(ops.square(e), axis=1)
-    d2 = sq[:, None] - 2.0 * ops.matmul(e, ops.transpose(e)) + sq[None, :]
-    d2 = ops.where(_eye(ops.shape(e)[0]), 0.0, ops.maximum(d2, 0.0))
-    if distance == "squared_euclidean":
-        return d2
-    if distance == "euclidean":
-        zero = ops.equal(d2, 0.0)
-        return ops.where(zero, 0.0, ops.sqrt(ops.where(zero, 1.0, d2)))
-    raise ValueError(f"distance must be one of {DISTANCES}. Received: {distance!r}")
-
-
-def _eye(n):
-    idx = ops.arange(n)
-    return ops.equal(idx[:, None], idx[None, :])
-
-
-def _pair_masks(labels, views=None):
-    """``positive[i, j]``: same label, ``i != j``; ``negative[i, j]``: other label.
-
-    ``labels`` of shape ``(batch, n_labels)`` with ``n_labels > 1`` is a
-    multi-label indicator: rows that share a label are positives, rows that
-    share none negatives (as :func:`sktriplet.mining._pair_masks`).
-
-    ``views`` (bool, one per row) marks the views of unlabelled rows: they are
-    negatives of each other (but of their twin) and of labelled rows only for
-    a view's anchor, never for a labelled anchor, whose class they may share.
-    """
-    if len(labels.shape) == 2 and labels.shape[1] != 1:
-        indicator = ops.cast(labels, "float32")
-        same = ops.matmul(indicator, ops.transpose(indicator)) > 0.5
-    else:
-        labels = ops.reshape(labels, (-1,))
-        same = ops.equal(labels[:, None], labels[None, :])
-    other = ops.logical_not(_eye(ops.shape(labels)[0]))
-    negative = ops.logical_and(ops.logical_not(same), other)
-    if views is not None:
-        allowed = ops.logical_or(views[:, None], ops.logical_not(views)[None, :])
-        negative = ops.logical_and(negative, allowed)
-    return ops.logical_and(same, other), negative
-
-
-def _merge_sorted(values, thresholds):
-    """Sort each row of ``values`` together with the same row of ``thresholds``.
-
-    One sort answers, for every threshold, how many values lie below it and
-    which they are; this is how ``"all"`` stays in O(n**2) memory.
-
-    Returns
-    -------
-    merged : (rows, n_values + n_thresholds) float
-        The entries of each row in ascending order (a differentiable gather).
-    order : same shape, int
-        The column each sorted entry came from: ``< n_values`` for a value,
-        ``n_values + j`` for threshold ``j``.
-    is_value : same shape, bool
-    values_before : same shape, int32
-        How many values precede each sorted entry.
-    """
-    both = ops.concatenate([values, thresholds], axis=1)
-    order = ops.argsort(ops.stop_gradient(both), axis=1)
-    merged = ops.take_along_axis(both, order, axis=1)
-    is_value = order < ops.shape(values)[1]
-    as_int = ops.cast(is_value, "int32")
-    return merged, order, is_value, ops.cumsum(as_int, axis=1) - as_int
-
-
-def _negatives_masked(distances, negative, margin=0.0):
-    """Each anchor's distances, with non-negatives pushed past every threshold."""
-    far = ops.stop_gradient(ops.max(distances)) + margin + 1.0
-    return ops.where(negative, distances, far)
 
 
 def triplet_slots(
@@ -165,7 +84,7 @@ def triplet_slots(
         a negative in the batch, or padding, does not).
     """
     distances = ops.stop_gradient(distances)
-    positive, negative = _pair_masks(labels, views)
+    positive, negative = pair_masks(labels, views)
     has_both = ops.logical_and(ops.any(positive, axis=1), ops.any(negative, axis=1))
     anchors = ops.arange(ops.shape(distances)[0])
     if mining == "random":
@@ -264,7 +183,7 @@ def _all_triplets_hinge(
     """
     if max_positives is None:
         return _sorted_all_triplets_hinge(labels, distances, margin, weight, views)
-    positive, negative = _pair_masks(labels, views)
+    positive, negative = pair_masks(labels, views)
     columns, is_positive = _positive_columns(positive, max_positives)
     ap = ops.take_along_axis(distances, columns, axis=1)  # (batch, max_positives)
     pairs = ops.logical_and(is_positive[:, :, None], negative[:, None, :])
@@ -290,10 +209,10 @@ def _sorted_all_triplets_hinge(labels, distances, margin, weight=None, views=Non
     their hinges add up to ``count * t - (sum of those d(a, n))``: a count and a
     prefix sum over the anchor's negatives sorted together with the thresholds.
     """
-    positive, negative = _pair_masks(labels, views)
+    positive, negative = pair_masks(labels, views)
     n = ops.shape(distances)[0]
-    masked = _negatives_masked(distances, negative, margin)
-    merged, order, is_value, values_before = _merge_sorted(masked, distances + margin)
+    masked = negatives_masked(distances, negative, margin)
+    merged, order, is_value, values_before = merge_sorted(masked, distances + margin)
     value_entries = ops.where(is_value, merged, 0.0)
     sum_before = ops.cumsum(value_entries, axis=1) - value_entries
     p = ops.where(is_value, 0, order - n)
@@ -328,8 +247,8 @@ def triplet_hinge_totals(
     The training step divides the first two by the third: the loss and the
     fraction of active triplets.  ``anchor_weight``, one float per row, weighs
     each triplet (in the three totals) by its anchor's weight; ``views`` marks
-    the views of unlabelled rows (see :func:`_pair_masks`).  Other arguments as
-    :func:`triplet_loss`.
+    the views of unlabelled rows (see :func:`~sktriplet.keras.pairs.pair_masks`).
+    Other arguments as :func:`triplet_loss`.
     """
     if mining == "all":
         return _all_triplets_hinge(

@@ -14,7 +14,8 @@ from ..inference import CHUNK_ROWS, embed_in_chunks
 from . import devices
 from .encoders import copy_state, encoder_output_dim
 from .layers import L2Normalization, RandomShift, Standardization
-from .losses import distance_matrix, triplet_hinge_totals
+from .losses import triplet_hinge_totals
+from .pairs import distance_matrix
 from .tracing import own_traces
 
 __all__ = [

@@ -42,7 +42,10 @@ MODULES = {
         ["tests/test_metrics.py", "-k", "not memory and not new_process"],
     ),
     "mining": (["sktriplet/mining.py"], ["tests/test_mining.py"]),
-    "sampling": (["sktriplet/sampling.py"], ["tests/test_sampling.py"]),
+    "sampling": (
+        ["sktriplet/sampling.py", "sktriplet/holdout.py"],
+        ["tests/test_sampling.py"],
+    ),
     "_files": (["sktriplet/_files.py"], ["tests/test_files.py"]),
     "_checks": (["sktriplet/_checks.py"], ["tests/test_checks.py"]),
     "_schema": (["sktriplet/_schema.py"], ["tests/test_schema.py"]),
