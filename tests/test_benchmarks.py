@@ -78,3 +78,21 @@ def test_other_load_sees_a_busy_process():
         spinner.kill()
     cores = os.cpu_count()
     assert 0.6 / cores <= load["other load"] <= 1.0, load
+
+
+def test_the_index_lists_every_benchmark_with_a_docs_file_that_exists():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import index
+    finally:
+        sys.path.pop(0)
+    scripts = {p.stem for p in (ROOT / "benchmarks").glob("*.py")} - {"index"}
+    assert scripts == set(index.BENCHMARKS) | set(index.SHARED)
+    for name, (question, docs) in index.BENCHMARKS.items():
+        assert question.strip()
+        for path in docs.split(", "):
+            path = path.split(" (")[0]
+            assert (ROOT / path).is_file(), (name, path)
+            text = (ROOT / path).read_text()
+            if path.endswith(".rst"):  # the page names the script it quotes
+                assert f"{name}.py" in text, (name, path)
