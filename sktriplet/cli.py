@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from collections.abc import Callable
 
@@ -288,6 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as exc:
         print(f"sktriplet {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader of standard output left (``| head``): stop quietly, as
+        # Unix tools do, and keep Python from reporting the pipe again as it
+        # flushes standard output on the way out.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except OSError as exc:  # a full disk, a file removed meanwhile: no traceback
         where = f": {exc.filename}" if exc.filename else ""
         print(

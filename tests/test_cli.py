@@ -376,6 +376,32 @@ def test_a_disk_error_while_writing_is_one_line_and_keeps_the_old_output(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.csv"]
 
 
+def test_a_reader_that_leaves_the_pipe_early_ends_the_command_quietly(
+    data_csv, tmp_path
+):
+    """``sktriplet transform ... --output - | head``: the reader leaves after a
+    few bytes; the command stops without an error line or a traceback (it
+    printed "error: Broken pipe")."""
+    model = tmp_path / "model.sktriplet"
+    fit = _command("fit", str(data_csv), "--target", "label", "--epochs", "1",
+                   "--output", str(model))  # fmt: skip
+    assert fit.returncode == 0, fit.stderr
+    wide = tmp_path / "wide.csv"  # far more than a pipe's buffer holds
+    lines = data_csv.read_text().splitlines()
+    wide.write_text("\n".join(lines + lines[1:] * 20) + "\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sktriplet.cli", "transform", str(model), str(wide),
+         "--output", "-"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout.read(100).startswith(b"dim0,")
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 1
+    for noise in ("error:", "Broken pipe", "Traceback"):
+        assert noise not in stderr, stderr
+
+
 def _labelled_csv(path, X, cells):
     """The first ``len(cells)`` rows of ``X`` as a CSV file whose 'label' column
     holds ``cells``."""
