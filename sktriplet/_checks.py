@@ -215,7 +215,11 @@ def check_fitted_sample_shape(X: np.ndarray, fitted_shape: tuple) -> None:
 
 def check_hidden_layer_sizes(value) -> tuple[int, ...]:
     sizes = np.ravel(np.asarray(value, dtype=object))
-    if not all(isinstance(s, Integral) and s >= 1 for s in sizes):
+    # A bool is an Integral, but (True,) is no layer width.
+    if not all(
+        isinstance(s, Integral) and not isinstance(s, (bool, np.bool_)) and s >= 1
+        for s in sizes
+    ):
         raise ValueError(
             "hidden_layer_sizes must be a sequence of positive integers. "
             f"Received: hidden_layer_sizes={value!r}"

@@ -126,7 +126,9 @@ def test_hidden_layer_sizes_are_positive_integers(value, sizes):
     assert params == {"hidden_layer_sizes": sizes, "margin": 0.5}
 
 
-@pytest.mark.parametrize("value", [(0,), (8, -1), (2.5,), ("8",), (8, None)])
+@pytest.mark.parametrize(
+    "value", [(0,), (8, -1), (2.5,), ("8",), (8, None), (True,), (np.True_, 8)]
+)
 def test_other_hidden_layer_sizes_are_refused(value):
     with _raises("hidden_layer_sizes must be a sequence of positive integers. "
                  f"Received: hidden_layer_sizes={value!r}"):  # fmt: skip
