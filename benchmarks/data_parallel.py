@@ -33,7 +33,8 @@ def worker(n: int, epochs: int, out: str) -> None:
     process, processes = launch.initialize()
     import keras
     import numpy as np
-    from scaling import _quality, split
+    from data import scaling_split as split
+    from scaling import _quality
 
     from sktriplet import TripletEmbedder
 

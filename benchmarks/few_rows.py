@@ -24,36 +24,15 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
+from data import SMALL_SETS, few_rows_split  # noqa: E402
 from seeds import parse  # noqa: E402
-from sklearn.datasets import load_breast_cancer, load_digits, load_wine  # noqa: E402
 from sklearn.neighbors import (  # noqa: E402
     KNeighborsClassifier,
     NeighborhoodComponentsAnalysis,
 )
-from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from sktriplet import TripletEmbedder  # noqa: E402
 from sktriplet.metrics import mean_average_precision_at_r  # noqa: E402
-
-DATASETS = {
-    "digits": load_digits,
-    "wine": load_wine,
-    "breast_cancer": load_breast_cancer,
-}
-
-
-def few_rows_split(X, y, k: int, seed: int, split: str):
-    """``k`` rows of each class to train on (its first ``k``, or ``k`` drawn at
-    random by ``seed``), the rest held out; scaled on the training rows."""
-    rng = np.random.RandomState(seed)
-    rows = [np.flatnonzero(y == c) for c in np.unique(y)]
-    if split == "first":
-        train = np.concatenate([r[:k] for r in rows])
-    else:
-        train = np.concatenate([rng.choice(r, k, replace=False) for r in rows])
-    test = np.setdiff1d(np.arange(len(y)), train)
-    scaler = StandardScaler().fit(X[train])
-    return scaler.transform(X[train]), scaler.transform(X[test]), y[train], y[test]
 
 
 def scores(E_tr, E_te, y_tr, y_te) -> tuple[float, float]:
@@ -90,7 +69,7 @@ def main() -> None:
     )
     print("|" + "---|" * (2 + 2 * len(methods) + (1 if args.no_peers else 3)))
     for name in args.datasets:
-        X, y = DATASETS[name](return_X_y=True)
+        X, y = SMALL_SETS[name](return_X_y=True)
         for k in args.rows:
             acc = {m: [] for m in methods}
             mapr = {m: [] for m in methods}

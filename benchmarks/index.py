@@ -23,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 SHARED = {
     "peers": "the peers sktriplet is measured against, behind one interface",
     "isolate": "each job in a fresh interpreter; crashes and time-outs reported",
+    "data": "the data sets and splits that several benchmarks use",
 }
 
 # name: (the question it answers, the docs file that keeps its output)

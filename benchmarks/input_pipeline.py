@@ -89,7 +89,7 @@ def _training_rows(data: str):
 
         X_train, _, y_train, _ = split(int(data[len("scaling") :]))
         return X_train, y_train
-    from run import scaled_split
+    from data import scaled_split
 
     _, (X_train, _, y_train, _) = scaled_split(data, quick=True)
     return X_train, y_train

@@ -23,7 +23,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
-from run import scaled_split  # noqa: E402
+from data import scaled_split  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
 from sklearn.semi_supervised import LabelSpreading  # noqa: E402

@@ -41,12 +41,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
+from data import DATASETS, scaled_split  # noqa: E402
 from isolate import other_load, run_job  # noqa: E402
 from peers import BUDGET_MATCHED, NEURAL, PEERS  # noqa: E402
-from sklearn.datasets import load_digits, load_iris, make_classification  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
 from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from sktriplet.metrics import mean_average_precision_at_r  # noqa: E402
 
@@ -62,41 +60,6 @@ COLUMNS = [
 HIGHER_IS_BETTER = {"1-NN acc", "5-NN acc", "MAP@R"}
 LOAD = "other load"  # share of the CPUs other processes took during the fit
 DEFAULT_DATASETS = ("digits", "synthetic")
-
-
-def _digits(quick):
-    X, y = load_digits(return_X_y=True)
-    return "digits", train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
-
-
-def _synthetic(quick):
-    n = 5000 if quick else 20000
-    X, y = make_classification(
-        n_samples=n,
-        n_features=50,
-        n_informative=30,
-        n_classes=50,
-        n_clusters_per_class=2,
-        class_sep=1.5,
-        random_state=0,
-    )
-    name = f"many-class synthetic (n={n})"
-    return name, train_test_split(X, y, test_size=0.2, stratify=y, random_state=0)
-
-
-def _iris(quick):  # tiny: for checking the harness itself
-    X, y = load_iris(return_X_y=True)
-    return "iris", train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
-
-
-DATASETS = {"digits": _digits, "synthetic": _synthetic, "iris": _iris}
-
-
-def scaled_split(key: str, quick: bool):
-    """The split of data set ``key``, scaled on its training part, and its name."""
-    name, (X_tr, X_te, y_tr, y_te) = DATASETS[key](quick)
-    scaler = StandardScaler().fit(X_tr)
-    return name, (scaler.transform(X_tr), scaler.transform(X_te), y_tr, y_te)
 
 
 def method(name: str):

@@ -34,40 +34,11 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(__file__))
 
-import numpy as np  # noqa: E402
+from data import scaling_split as split  # noqa: E402
 from isolate import other_load, run_job  # noqa: E402
 
 SIZES = (2_000, 8_000, 32_000, 128_000)
-HELD_OUT = 2_000
 PML = dict(hidden=(256, 256), dim=32, batch=128, m=16, epochs=15)
-
-
-def split(n: int):
-    """``n`` training rows and ``HELD_OUT`` held-out ones, standardised."""
-    from sklearn.datasets import make_classification
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
-
-    X, y = make_classification(
-        n + HELD_OUT,
-        n_features=64,
-        n_informative=32,
-        n_redundant=8,
-        n_classes=20,
-        n_clusters_per_class=2,
-        class_sep=1.0,
-        random_state=11,
-    )
-    X_tr, X_te, y_tr, y_te = train_test_split(
-        X, y, test_size=HELD_OUT, stratify=y, random_state=0
-    )
-    scaler = StandardScaler().fit(X_tr)
-    return (
-        scaler.transform(X_tr).astype(np.float32),
-        scaler.transform(X_te).astype(np.float32),
-        y_tr,
-        y_te,
-    )
 
 
 def _quality(embed, X_tr, X_te, y_tr, y_te) -> dict:
