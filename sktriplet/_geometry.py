@@ -1,4 +1,6 @@
-"""The raw geometry the default encoder starts from when classes are small.
+"""What the plan measures of the raw features: each feature's spread (the unit
+of the input noise), the channel moments of images (their standardisation),
+and the principal axes the default encoder starts from when classes are small.
 
 With a few labelled rows a class, a network trained from random weights learns
 a geometry that separates its training rows but places new rows worse than
@@ -16,9 +18,17 @@ Keras package, which sets it as the weights of the encoder's ``start`` layer.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.decomposition import PCA
 
-__all__ = ["FEW_ROWS_PER_CLASS", "START_SCALE", "principal_start"]
+__all__ = [
+    "FEW_ROWS_PER_CLASS",
+    "START_SCALE",
+    "channel_moments",
+    "noise_scale",
+    "principal_start",
+    "spread_rows",
+]
+
+SPREAD_ROWS = 10_000  # rows that estimate each feature's spread
 
 # Below this many labelled rows a class (the mean), the default MLP starts from
 # the raw geometry.  At 50 rows a class and above, the digits gained nothing
@@ -54,6 +64,8 @@ def principal_start(X, rows, n_components: int, seed: int):
     >>> float(abs(kernel[:, 5:]).max())
     0.0
     """
+    from sklearn.decomposition import PCA
+
     rng = np.random.RandomState(seed)
     if len(rows) > MAX_START_ROWS:
         rows = np.sort(rng.choice(rows, MAX_START_ROWS, replace=False))
@@ -77,3 +89,44 @@ def principal_start(X, rows, n_components: int, seed: int):
     kernel[:, :width] = axes * START_SCALE
     bias = -mean @ kernel
     return kernel.astype(np.float32), bias.astype(np.float32)
+
+
+def spread_rows(rows: np.ndarray) -> np.ndarray:
+    """At most ``SPREAD_ROWS`` evenly spaced ones of ``rows``, which estimate
+    the spread of the features (X is never copied whole)."""
+    return rows[:: max(len(rows) // SPREAD_ROWS, 1)]
+
+
+def noise_scale(X, rows: np.ndarray, level: float) -> np.ndarray | None:
+    """Standard deviation of the training noise of each input feature, or None
+    when ``level`` is 0.
+
+    ``level`` is in units of each feature's spread over the training ``rows``
+    (see :func:`spread_rows`), so that the noise means the same whatever the
+    units of ``X``.
+    """
+    if level == 0:
+        return None
+    spread = np.std(X[spread_rows(rows)], axis=0, dtype=np.float64)
+    return (level * spread).astype(np.float32)
+
+
+def channel_moments(X, rows: np.ndarray, chunk: int = 256):
+    """Mean and variance of each channel of the images ``X[spread_rows(rows)]``,
+    read ``chunk`` images at a time (memory stays bounded for any image size).
+
+    >>> images = np.stack([np.full((3, 3, 1), 1.0), np.full((3, 3, 1), 3.0)])
+    >>> mean, variance = channel_moments(images, np.arange(2))
+    >>> mean.tolist(), variance.tolist()
+    ([2.0], [1.0])
+    """
+    rows = spread_rows(rows)
+    total = np.zeros(X.shape[-1])
+    squares = np.zeros(X.shape[-1])
+    for i in range(0, len(rows), chunk):
+        images = X[rows[i : i + chunk]].astype(np.float64)
+        total += images.sum(axis=(0, 1, 2))
+        squares += np.square(images).sum(axis=(0, 1, 2))
+    count = len(rows) * X.shape[1] * X.shape[2]
+    mean = total / count
+    return mean, np.maximum(squares / count - mean**2, 0.0)

@@ -17,16 +17,17 @@ from typing import Any
 import numpy as np
 
 from ._checks import UNLABELLED
-from ._geometry import FEW_ROWS_PER_CLASS, principal_start
+from ._geometry import (
+    FEW_ROWS_PER_CLASS,
+    channel_moments,
+    noise_scale,
+    principal_start,
+)
 from ._warnings import user_stacklevel
 from .holdout import validation_split
 from .metrics import RETRIEVAL_METRIC
 from .mining import positives_per_anchor
-from .sampling import (
-    BatchPlan,
-    channel_moments,
-    noise_scale,
-)
+from .sampling import BatchPlan
 
 __all__ = ["EncoderPlan", "FitPlan", "plan_fit"]
 
@@ -157,9 +158,6 @@ def plan_fit(
     if split is None:
         split = _validation_rows(params, y, rng, partial, schedule)
     train_idx, val_idx = split
-    encoder = None
-    if not continues:
-        encoder = _encoder_plan(params, X, y, train_idx, rng, partial)
     batch_size = params["batch_size"]
     if batch_size == "auto":
         batch_size = auto_batch_size(len(train_idx))
@@ -169,8 +167,16 @@ def plan_fit(
             "samples given; use a batch_size of at most n_samples, or "
             'batch_size="auto".'
         )
-    sampler_seed = int(rng.randint(_SEED_RANGE))
+    # What X's kind decides, before X's statistics are measured (_geometry).
     default_dense = params["encoder"] is None and X.ndim == 2
+    score_every = _score_every(train_idx, val_idx, default_dense)
+    # XLA fuses the small ops of the loss and of our own MLP; a user's encoder,
+    # and tf.distribute, keep Keras's choice.
+    xla = default_dense and params["strategy"] is None
+    encoder = None
+    if not continues:
+        encoder = _encoder_plan(params, X, y, train_idx, rng, partial)
+    sampler_seed = int(rng.randint(_SEED_RANGE))
     level = params["input_noise"]
     if level == "auto":
         level = _auto_noise(y[train_idx], partial) if default_dense else 0.0
@@ -211,12 +217,10 @@ def plan_fit(
         learning_rate=params["learning_rate"],
         weight_decay=float(weight_decay),
         metric=RETRIEVAL_METRIC[params["distance"]],
-        score_every=_score_every(train_idx, val_idx, default_dense),
+        score_every=score_every,
         patience=params["n_iter_no_change"],
         tol=params["tol"],
-        # XLA fuses the small ops of the loss and of our own MLP; a user's
-        # encoder, and tf.distribute, keep Keras's choice.
-        xla=default_dense and params["strategy"] is None,
+        xla=xla,
         device=params["device"],
         strategy=params["strategy"],
         loss_scaling=params["precision"] == "mixed_float16",

@@ -123,12 +123,15 @@ def self_train(result, plan, params: dict, X, y_codes, rng):
         rows = plan.train_rows
         if not np.any(y_codes[rows] == UNLABELLED):
             break
-        if len(rows) > MAX_SELF_TRAINING_SAMPLES:
+        share = len(rows) > MAX_SELF_TRAINING_SAMPLES
+        if share:
             # A random share: the neighbour search grows with the square.
             rows = np.sort(rng.choice(rows, MAX_SELF_TRAINING_SAMPLES, replace=False))
-            embedding = FittedEncoder.of(result).embed(X[rows], params["device"])
-        else:
-            embedding = FittedEncoder.of(result).embed(X, params["device"])[rows]
+        embedding = FittedEncoder.of(result).embed(
+            X[rows] if share else X, params["device"]
+        )
+        if not share:
+            embedding = embedding[rows]
         y_round = y_codes.copy()
         y_round[rows] = pseudo_labels(embedding, y_codes[rows])
         if np.array_equal(y_round, y_codes):

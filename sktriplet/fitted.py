@@ -57,11 +57,12 @@ class FittedEncoder:
         """The embeddings of the rows of ``X`` (float64 for float64 ``X``,
         else float32), a chunk at a time: a dense stack on the CPU in numpy,
         other encoders through Keras on ``device``."""
-        if self.forward is not None:
-            return embed_in_chunks(X, self.forward, self.n_components)
-        from .keras.models import embed
+        embed_chunk, chunk_dtype = self.forward, None
+        if embed_chunk is None:
+            from .keras.models import chunk_embedder
 
-        return embed(self.model, X, device)
+            embed_chunk, chunk_dtype = chunk_embedder(self.model, device), np.float32
+        return embed_in_chunks(X, embed_chunk, self.n_components, chunk_dtype)
 
     def __getstate__(self) -> dict:
         # Unpickling must register sktriplet's Keras classes before the model

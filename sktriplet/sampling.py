@@ -21,14 +21,10 @@ __all__ = [
     "BatchPlan",
     "ClassBalancedSampler",
     "PartlyLabelledSampler",
-    "channel_moments",
-    "noise_scale",
     "noisy_blocks",
     "rows_by_label",
     "unblock",
 ]
-
-SPREAD_ROWS = 10_000  # rows that estimate each feature's spread
 
 
 class _CyclingPool:
@@ -267,47 +263,6 @@ class PartlyLabelledSampler(_Sampler):
         pairs = self._unlabelled.take(self.n_pairs, distinct=True)
         labelled = self._labelled_rows[self._labelled.batch()]
         return np.concatenate([labelled, pairs, pairs])
-
-
-def spread_rows(rows: np.ndarray) -> np.ndarray:
-    """At most ``SPREAD_ROWS`` evenly spaced ones of ``rows``, which estimate
-    the spread of the features (X is never copied whole)."""
-    return rows[:: max(len(rows) // SPREAD_ROWS, 1)]
-
-
-def noise_scale(X, rows: np.ndarray, level: float) -> np.ndarray | None:
-    """Standard deviation of the training noise of each input feature, or None
-    when ``level`` is 0.
-
-    ``level`` is in units of each feature's spread over the training ``rows``
-    (see :func:`spread_rows`), so that the noise means the same whatever the
-    units of ``X``.
-    """
-    if level == 0:
-        return None
-    spread = np.std(X[spread_rows(rows)], axis=0, dtype=np.float64)
-    return (level * spread).astype(np.float32)
-
-
-def channel_moments(X, rows: np.ndarray, chunk: int = 256):
-    """Mean and variance of each channel of the images ``X[spread_rows(rows)]``,
-    read ``chunk`` images at a time (memory stays bounded for any image size).
-
-    >>> images = np.stack([np.full((3, 3, 1), 1.0), np.full((3, 3, 1), 3.0)])
-    >>> mean, variance = channel_moments(images, np.arange(2))
-    >>> mean.tolist(), variance.tolist()
-    ([2.0], [1.0])
-    """
-    rows = spread_rows(rows)
-    total = np.zeros(X.shape[-1])
-    squares = np.zeros(X.shape[-1])
-    for i in range(0, len(rows), chunk):
-        images = X[rows[i : i + chunk]].astype(np.float64)
-        total += images.sum(axis=(0, 1, 2))
-        squares += np.square(images).sum(axis=(0, 1, 2))
-    count = len(rows) * X.shape[1] * X.shape[2]
-    mean = total / count
-    return mean, np.maximum(squares / count - mean**2, 0.0)
 
 
 @dataclass(frozen=True)

@@ -174,7 +174,7 @@ def test_auto_regularisation_applies_to_the_default_encoder_only(digits, quick, 
 
 
 def test_input_noise_is_in_units_of_each_feature_spread(digits):
-    from sktriplet.sampling import noise_scale
+    from sktriplet._geometry import noise_scale
 
     X, _ = digits
     X = X[:, X.std(axis=0) > 0]
@@ -190,8 +190,8 @@ def test_input_noise_is_in_units_of_each_feature_spread(digits):
 
 
 def test_auto_input_noise_falls_as_the_classes_grow_past_1600_rows():
+    from sktriplet._geometry import noise_scale
     from sktriplet._plan import plan_fit
-    from sktriplet.sampling import noise_scale
 
     # 20 classes of 6400 rows each: four times 1600, so half of 0.5.
     X = np.random.RandomState(0).normal(size=(128_000, 3)) * [1.0, 2.0, 4.0]

@@ -244,7 +244,7 @@ def test_a_multilabel_split_is_a_random_share_of_the_rows():
 
 
 def test_the_spread_is_estimated_on_at_most_spread_rows_evenly_spaced():
-    from sktriplet.sampling import SPREAD_ROWS, noise_scale, spread_rows
+    from sktriplet._geometry import SPREAD_ROWS, noise_scale, spread_rows
 
     rows = np.arange(5, 5 + 3 * SPREAD_ROWS)
     picked = spread_rows(rows)
@@ -259,7 +259,7 @@ def test_the_spread_is_estimated_on_at_most_spread_rows_evenly_spaced():
 
 
 def test_channel_moments_read_in_chunks_are_numpys():
-    from sktriplet.sampling import channel_moments
+    from sktriplet._geometry import channel_moments
 
     rng = np.random.RandomState(0)
     X = rng.uniform(0, 255, size=(23, 4, 5, 3)).astype(np.uint8)
@@ -444,7 +444,7 @@ def test_a_block_holds_exactly_the_batches_asked_for():
 
 
 def test_channel_moments_of_integer_images_do_not_overflow():
-    from sktriplet.sampling import channel_moments
+    from sktriplet._geometry import channel_moments
 
     X = np.full((300, 2, 2, 1), 250, np.uint8)
     X[::2] = 10
@@ -468,7 +468,7 @@ def test_a_multilabel_split_counts_rows_sharing_a_label_on_each_side():
 
 
 def test_the_noise_scale_of_float32_features_is_computed_in_float64():
-    from sktriplet.sampling import noise_scale
+    from sktriplet._geometry import noise_scale
 
     rng = np.random.RandomState(0)
     X = (1e4 + rng.normal(size=(5000, 2))).astype(np.float32)

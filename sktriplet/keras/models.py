@@ -23,6 +23,7 @@ __all__ = [
     "PickledModel",
     "SiameseModel",
     "as_numpy",
+    "chunk_embedder",
     "embed",
     "inference_function",
 ]
@@ -285,15 +286,23 @@ def embed(encoder: keras.Model, X, device: str = "auto") -> np.ndarray:
     Not ``predict``, which costs tens of milliseconds per call in overhead, and
     which early stopping would pay every epoch.
     """
+    return embed_in_chunks(
+        X, chunk_embedder(encoder, device), encoder_output_dim(encoder), np.float32
+    )
+
+
+def chunk_embedder(encoder: keras.Model, device: str = "auto"):
+    """A function that embeds one float32 chunk of rows by ``encoder`` in
+    inference mode, on ``device``, as numpy (what
+    :func:`~sktriplet.inference.embed_in_chunks` calls chunk by chunk)."""
     with own_traces():
         forward = inference_function(encoder)
-    with devices.placement(device, inference=True), own_traces():
-        return embed_in_chunks(
-            X,
-            lambda chunk: as_numpy(forward(chunk)),
-            encoder_output_dim(encoder),
-            np.float32,
-        )
+
+    def embed_chunk(chunk):
+        with devices.placement(device, inference=True), own_traces():
+            return as_numpy(forward(chunk))
+
+    return embed_chunk
 
 
 # The compiled inference function of each encoder, dropped with the encoder.

@@ -46,6 +46,16 @@ MODULES = {
         ["sktriplet/sampling.py", "sktriplet/holdout.py"],
         ["tests/test_sampling.py"],
     ),
+    # The plan-level tests of the start (not those that build or train one).
+    "_geometry": (
+        ["sktriplet/_geometry.py"],
+        [
+            "tests/test_sampling.py",
+            "tests/test_few_rows.py",
+            "-k",
+            "not encoder and not onnx and not held_out and not declines",
+        ],
+    ),
     "_files": (["sktriplet/_files.py"], ["tests/test_files.py"]),
     "_checks": (["sktriplet/_checks.py"], ["tests/test_checks.py"]),
     "_schema": (["sktriplet/_schema.py"], ["tests/test_schema.py"]),
