@@ -404,20 +404,24 @@ def _check_indicator(y, known) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(n_labels), indicator
 
 
-def warn_if_collapsed(X_sample: np.ndarray, E: np.ndarray, params: dict) -> None:
-    """Warn when training drew every embedding ``E`` of ``X_sample`` to (nearly)
-    one point; ``params`` are the estimator's, named in the advice, which
-    leads with the likeliest cause."""
-    flat = X_sample.reshape(len(X_sample), -1)
-    if np.ptp(flat, axis=0).max(initial=0) == 0:
+def warn_if_collapsed(
+    E: np.ndarray, params: dict, inputs: tuple[bool, float], raw_features: bool
+) -> None:
+    """Warn when training drew every embedding ``E`` of a sample of the training
+    rows to (nearly) one point; ``inputs`` says whether those rows are all one
+    sample and their largest absolute value
+    (:func:`sktriplet._geometry.sample_inputs`), ``raw_features`` whether the
+    default MLP took them as they are; ``params`` are the estimator's, named in
+    the advice, which leads with the likeliest cause."""
+    identical, largest = inputs
+    if identical:
         return  # identical inputs have identical embeddings: not a collapse
     spread = float(np.mean(np.linalg.norm(E - E.mean(axis=0), axis=1)))
     scale = float(np.mean(np.linalg.norm(E, axis=1))) + 1e-12
     if not (spread < 1e-3 * scale or spread < 1e-9):
         return
     advice = []
-    largest = float(np.abs(flat).max())
-    if params["encoder"] is None and X_sample.ndim == 2 and largest > UNSCALED:
+    if raw_features and largest > UNSCALED:
         # The default MLP takes the raw features, and beyond about 1e18 its
         # batch statistics overflow float32 (images are standardised per
         # channel first).

@@ -25,6 +25,7 @@ __all__ = [
     "channel_moments",
     "noise_scale",
     "principal_start",
+    "sample_inputs",
     "spread_rows",
 ]
 
@@ -130,3 +131,17 @@ def channel_moments(X, rows: np.ndarray, chunk: int = 256):
     count = len(rows) * X.shape[1] * X.shape[2]
     mean = total / count
     return mean, np.maximum(squares / count - mean**2, 0.0)
+
+
+def sample_inputs(X, rows: np.ndarray) -> tuple[bool, float]:
+    """What the collapse check (:func:`sktriplet._checks.warn_if_collapsed`)
+    needs of the inputs ``X[rows]``: whether they are all one sample (whose
+    embeddings are one point without any collapse), and the largest absolute
+    value among them (its advice to scale the features quotes it).
+
+    >>> sample_inputs(np.array([[1.0, -3.0], [1.0, -3.0]]), np.arange(2))
+    (True, 3.0)
+    """
+    flat = np.asarray(X[rows]).reshape(len(rows), -1)
+    identical = bool(np.ptp(flat, axis=0).max(initial=0) == 0)
+    return identical, float(np.abs(flat).max(initial=0.0))

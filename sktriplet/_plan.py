@@ -16,12 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from . import _self_training
 from ._checks import UNLABELLED
 from ._geometry import (
     FEW_ROWS_PER_CLASS,
     channel_moments,
     noise_scale,
     principal_start,
+    sample_inputs,
 )
 from ._warnings import user_stacklevel
 from .holdout import validation_split
@@ -46,6 +48,7 @@ AUTO_EARLY_STOPPING_SAMPLES = 10_000
 COSINE_EPOCHS = 60
 COSINE_ROWS_PER_CLASS = 1_600
 MAX_VALIDATION_SAMPLES = 5_000
+CHECK_ROWS = 1_000  # training rows the collapse check embeds
 # Early stopping scores the default MLP's validation set every k epochs, k the
 # validation rows squared over the training rows over this (MAP@R costs the
 # square of the held-out rows; an epoch, the training rows): on this 2-core
@@ -109,7 +112,12 @@ class FitPlan:
     ``partial_fit``).  ``unlabeled_weight`` weighs the self-supervised
     triplets of unlabelled rows against the others; None when every row is
     labelled.  ``strategy`` and ``callbacks`` are the user's parameters, passed
-    through.
+    through.  After training, the run embeds ``check_rows`` (a sample of the
+    training rows, for the collapse check, with ``check_inputs`` measured of
+    them and ``raw_features``, whether the default MLP takes them as they are)
+    and, for a self-training round, ``label_rows`` (or None): of ``X[label_rows]``
+    when ``label_share`` (a random share of the training rows), else of all of
+    ``X``.
     """
 
     encoder: EncoderPlan | None
@@ -136,10 +144,15 @@ class FitPlan:
     loss_scaling: bool
     callbacks: list | None
     verbose: int
+    check_rows: np.ndarray | None = None
+    check_inputs: tuple[bool, float] = (False, 0.0)
+    raw_features: bool = False
+    label_rows: np.ndarray | None = None
+    label_share: bool = False
 
 
 def plan_fit(
-    params: dict, X, y, rng, *, partial=False, continues=False, split=None
+    params: dict, X, y, rng, *, partial=False, continues=False, split=None, label=False
 ) -> FitPlan:
     """The training run that the estimator's ``params`` ask for on ``(X, y)``.
 
@@ -151,8 +164,10 @@ def plan_fit(
     ``continues`` the training of a fitted encoder, when there is one (no
     network to plan).  ``split``, the ``(train_rows, validation_rows)`` of an
     earlier plan, keeps its rows (a self-training round, whose ``y`` holds
-    pseudo-labels that must not be held out).  Draws every seed from ``rng``,
-    in a fixed order.
+    pseudo-labels that must not be held out).  ``label`` asks the run to
+    embed the training rows for a round of self-training: all of them, or a
+    random share of ``MAX_SELF_TRAINING_SAMPLES``.  Draws every seed from
+    ``rng``, in a fixed order.
     """
     schedule, epochs = _schedule(params, y, partial)
     if split is None:
@@ -194,6 +209,16 @@ def plan_fit(
     )
     sampler = batches.sampler(y[train_idx])
     batches = replace(batches, n_batches=sampler.n_batches)
+    seed = int(rng.randint(_SEED_RANGE))
+    check_rows = train_idx[:CHECK_ROWS]
+    label_rows, label_share = None, False
+    if label:
+        label_rows = train_idx
+        label_share = len(train_idx) > _self_training.MAX_SELF_TRAINING_SAMPLES
+        if label_share:
+            # A random share: the neighbour search grows with the square.
+            most = _self_training.MAX_SELF_TRAINING_SAMPLES
+            label_rows = np.sort(rng.choice(train_idx, most, replace=False))
     return FitPlan(
         encoder=encoder,
         train_rows=train_idx,
@@ -213,7 +238,7 @@ def plan_fit(
             params["mining"],
             sampler.batch_rows if y.ndim == 2 else sampler.samples_per_group,
         ),
-        seed=int(rng.randint(_SEED_RANGE)),
+        seed=seed,
         learning_rate=params["learning_rate"],
         weight_decay=float(weight_decay),
         metric=RETRIEVAL_METRIC[params["distance"]],
@@ -226,6 +251,11 @@ def plan_fit(
         loss_scaling=params["precision"] == "mixed_float16",
         callbacks=params["callbacks"],
         verbose=params["verbose"],
+        check_rows=check_rows,
+        check_inputs=sample_inputs(X, check_rows),
+        raw_features=default_dense,
+        label_rows=label_rows,
+        label_share=label_share,
     )
 
 

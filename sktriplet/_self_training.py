@@ -3,8 +3,9 @@
 Self-training, as :class:`sklearn.semi_supervised.SelfTrainingClassifier` does
 it for classifiers: after a fit, the unlabelled samples that the embedding
 places confidently in one class take that class as a label, and the encoder is
-trained again (:func:`self_train`, which calls the Keras package; the labelling
-itself is plain numpy and scikit-learn).
+trained again: the estimator plans and runs each round, and
+:func:`next_labels` labels over the embedding the run returns.  Plain numpy
+and scikit-learn.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.semi_supervised import LabelSpreading
 
 from ._checks import UNLABELLED
-from ._plan import plan_fit
-from .fitted import FittedEncoder
 
 SPREADING_NEIGHBORS = 7  # LabelSpreading's own default
 AGREEING_NEIGHBORS = 10
@@ -109,34 +108,29 @@ def _knn_graph(nearest: np.ndarray, n_neighbors: int):
     return kernel
 
 
-def self_train(result, plan, params: dict, X, y_codes, rng):
-    """Up to ``params["pseudo_label_rounds"]`` rounds of self-training after the
-    fit that gave ``result`` (a :class:`~sktriplet.keras.training.TrainingResult`
-    of ``plan``): each labels the unlabelled training rows over the embedding
-    just learned (:func:`pseudo_labels`) and trains again, from a new start,
-    holding out the same rows.  Returns the last round's result, or ``result``
-    when ``y_codes`` has no unlabelled training row or no row takes a label.
-    """
-    from .keras.training import fit_encoder
+def labelling_rounds(params: dict, y_codes, partial: bool) -> int:
+    """How many rounds of self-training follow a fit on the class codes
+    ``y_codes``: ``pseudo_label_rounds`` when some rows are unlabelled (never
+    in ``partial_fit``, nor for a multi-label ``y``), else none."""
+    if partial or y_codes.ndim != 1 or not np.any(y_codes == UNLABELLED):
+        return 0
+    return params["pseudo_label_rounds"]
 
-    for _ in range(params["pseudo_label_rounds"]):
-        rows = plan.train_rows
-        if not np.any(y_codes[rows] == UNLABELLED):
-            break
-        share = len(rows) > MAX_SELF_TRAINING_SAMPLES
-        if share:
-            # A random share: the neighbour search grows with the square.
-            rows = np.sort(rng.choice(rows, MAX_SELF_TRAINING_SAMPLES, replace=False))
-        embedding = FittedEncoder.of(result).embed(
-            X[rows] if share else X, params["device"]
-        )
-        if not share:
-            embedding = embedding[rows]
-        y_round = y_codes.copy()
-        y_round[rows] = pseudo_labels(embedding, y_codes[rows])
-        if np.array_equal(y_round, y_codes):
-            break
-        split = (plan.train_rows, plan.validation_rows)
-        plan = plan_fit(params, X, y_round, rng, split=split)
-        result = fit_encoder(plan, X, y_round)
-    return result
+
+def next_labels(embedding, plan, y_codes):
+    """The class codes of the next round of self-training after the run of
+    ``plan`` (whose ``label_rows`` it embedded into ``embedding``, see
+    :class:`~sktriplet._plan.FitPlan`): ``y_codes`` with its unlabelled
+    training rows that the embedding places confidently in a class labelled
+    (:func:`pseudo_labels`).  None when the plan asked for no labelling or no
+    row takes a label; the next round trains from a new start, holding out
+    the same rows.
+    """
+    rows = plan.label_rows
+    if rows is None:
+        return None
+    if not plan.label_share:  # the embedding of every row of X
+        embedding = embedding[rows]
+    y_round = y_codes.copy()
+    y_round[rows] = pseudo_labels(embedding, y_codes[rows])
+    return None if np.array_equal(y_round, y_codes) else y_round

@@ -1,9 +1,6 @@
-"""TripletEmbedder: the scikit-learn estimator, where input is validated and fit runs.
-
-``fit`` validates (:mod:`._checks`), plans (:mod:`._plan`), trains in the Keras
-package (:func:`.keras.training.fit_encoder`, where Keras is first imported) and
-commits what comes back.
-"""
+"""TripletEmbedder: ``fit`` validates (:mod:`._checks`), plans (:mod:`._plan`),
+trains in the Keras package (:func:`.keras.training.fit_encoder`, where Keras
+is first imported) and commits what comes back."""
 
 from __future__ import annotations
 
@@ -20,8 +17,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import _checks as checks
+from . import _self_training as self_training
 from ._plan import plan_fit
-from ._self_training import self_train
 from .fitted import FittedEncoder
 from .metrics import RETRIEVAL_METRIC, mean_average_precision_at_r
 
@@ -346,17 +343,20 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             checks.check_same_kind_of_y(multilabel, getattr(self, "_multilabel", False))
         rng = check_random_state(self.random_state)
 
-        # Plan the validation split, the network, the batches and the schedule.
-        plan = plan_fit(params, X, y_codes, rng, partial=partial, continues=warm_start)
-
-        # Build (or copy) the network and train it, in the Keras package.
         from .keras.training import fit_encoder
 
-        result = fit_encoder(plan, X, y_codes, self._encoder if warm_start else None)
-        if not partial and not multilabel:
-            # Self-training: train again, with confident unlabelled samples
-            # labelled over the embedding just learned.
-            result = self_train(result, plan, params, X, y_codes, rng)
+        # Plan, then train in the Keras package; self-training rounds train
+        # again with unlabelled rows labelled over the embedding just learned.
+        rounds = self_training.labelling_rounds(params, y_codes, partial)
+        fitted, y_round, split = self._encoder if warm_start else None, y_codes, None
+        for i in range(rounds + 1):
+            plan = plan_fit(params, X, y_round, rng, partial=partial, split=split,
+                            continues=warm_start, label=i < rounds)  # fmt: skip
+            result = fit_encoder(plan, X, y_round, fitted)
+            y_round = self_training.next_labels(result.label_embedding, plan, y_codes)
+            if y_round is None:
+                break
+            split = (plan.train_rows, plan.validation_rows)
 
         # Commit the fitted state only once training has succeeded.
         history = result.history
@@ -367,8 +367,8 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.n_components_ = result.n_components
         self.history_, self.n_iter_ = history, len(history.get("loss", []))
         self.best_epoch_, self._sample_shape = result.best_epoch, sample_shape
-        sample = X[plan.train_rows[:1000]]
-        checks.warn_if_collapsed(sample, self._encoder.embed(sample), params)
+        embedded = result.check_embedding
+        checks.warn_if_collapsed(embedded, params, plan.check_inputs, plan.raw_features)
         return self
 
     def __getstate__(self):

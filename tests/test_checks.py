@@ -308,6 +308,16 @@ def test_indicators_that_cannot_form_a_triplet_are_refused(Y, known, message):
 _PARAMS = {"encoder": None, "learning_rate": 0.01, "mining": "semihard", "margin": 0.5}
 
 
+def _collapse(X, E, params):
+    """The collapse check on embeddings ``E`` of the rows ``X``, with what the
+    plan measures of them (the default MLP takes 2-D rows as they are)."""
+    from sktriplet._geometry import sample_inputs
+
+    raw_features = params["encoder"] is None and X.ndim == 2
+    inputs = sample_inputs(X, np.arange(len(X)))
+    checks.warn_if_collapsed(E, params, inputs, raw_features)
+
+
 def test_a_collapsed_embedding_warns_with_the_likeliest_cause_first():
     X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]])
     E = np.ones((3, 2))
@@ -316,32 +326,32 @@ def test_a_collapsed_embedding_warns_with_the_likeliest_cause_first():
         "where the loss is stuck at the margin. Lower learning_rate (now 0.01), or "
         "lower the margin (now 0.5)."
     ) + "$"):  # fmt: skip
-        checks.warn_if_collapsed(X, E, _PARAMS)
+        _collapse(X, E, _PARAMS)
     with pytest.warns(UserWarning, match=re.escape(
         "margin. Scale the features (they reach 2e+07; for example with "
         "StandardScaler), lower learning_rate (now 0.01), use mining='semihard' "
         "(now 'hard'), or lower the margin (now 0.5)."
     )):  # fmt: skip
-        checks.warn_if_collapsed(X * 1e7, E, {**_PARAMS, "mining": "hard"})
+        _collapse(X * 1e7, E, {**_PARAMS, "mining": "hard"})
     with pytest.warns(UserWarning, match=re.escape("Lower learning_rate")):
-        checks.warn_if_collapsed(X * 1e7, E, {**_PARAMS, "encoder": len})
+        _collapse(X * 1e7, E, {**_PARAMS, "encoder": len})
     with pytest.warns(UserWarning, match=re.escape("Lower learning_rate")):
-        checks.warn_if_collapsed(np.ones((3, 2, 2)) * np.arange(3)[:, None, None]
+        _collapse(np.ones((3, 2, 2)) * np.arange(3)[:, None, None]
                                  * 1e7, E, _PARAMS)  # fmt: skip
     tiny = np.zeros((3, 2))
     tiny[0, 0] = 1e-10  # spread 1e-10 around 0: collapsed all the same
     with pytest.warns(UserWarning, match="collapsed"):
-        checks.warn_if_collapsed(X, tiny, _PARAMS)
+        _collapse(X, tiny, _PARAMS)
 
 
 def test_a_spread_embedding_or_identical_inputs_do_not_warn():
     X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        checks.warn_if_collapsed(X, np.array([[0.0, 1], [1, 0], [3, 3]]), _PARAMS)
-        checks.warn_if_collapsed(np.ones((3, 2)), np.ones((3, 2)), _PARAMS)
+        _collapse(X, np.array([[0.0, 1], [1, 0], [3, 3]]), _PARAMS)
+        _collapse(np.ones((3, 2)), np.ones((3, 2)), _PARAMS)
         # Points 1e-2 apart at a scale of 1.4: small, but not a collapse.
-        checks.warn_if_collapsed(X, np.array([[1.0, 1], [1.01, 1], [1, 1]]),
+        _collapse(X, np.array([[1.0, 1], [1.01, 1], [1, 1]]),
                                  _PARAMS)  # fmt: skip
 
 
@@ -489,7 +499,7 @@ def test_warnings_point_at_the_callers_line():
     assert _outside_sktriplet(caught[0].filename)
     X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]])
     with pytest.warns(UserWarning) as caught:
-        checks.warn_if_collapsed(X, np.ones((3, 2)), _PARAMS)
+        _collapse(X, np.ones((3, 2)), _PARAMS)
     assert _outside_sktriplet(caught[0].filename)
     assert caught[0].category is UserWarning
 
@@ -519,24 +529,24 @@ def test_the_collapse_threshold_is_a_thousandth_of_the_scale_per_row():
     X = np.arange(200.0).reshape(100, 2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        checks.warn_if_collapsed(X, _around([1, 1], 1.3e-3 * 2**0.5), _PARAMS)
+        _collapse(X, _around([1, 1], 1.3e-3 * 2**0.5), _PARAMS)
     with pytest.warns(UserWarning, match="collapsed"):
-        checks.warn_if_collapsed(X, _around([1, 1], 0.7e-3 * 2**0.5), _PARAMS)
+        _collapse(X, _around([1, 1], 0.7e-3 * 2**0.5), _PARAMS)
     with pytest.warns(UserWarning, match="collapsed"):
-        checks.warn_if_collapsed(X, _around([100, 100], 0.05), _PARAMS)
+        _collapse(X, _around([100, 100], 0.05), _PARAMS)
     spread_apart = np.concatenate(
         [_around([3, 1], 1e-4, 50), _around([1, 3], 1e-4, 50)]
     )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        checks.warn_if_collapsed(X, spread_apart, _PARAMS)
+        _collapse(X, spread_apart, _PARAMS)
 
 
 def test_features_constant_over_samples_are_identical_inputs():
     X = np.tile([0.0, 1.0, 5.0], (4, 1))  # every sample the same, features not
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        checks.warn_if_collapsed(X, np.ones((4, 2)), _PARAMS)
+        _collapse(X, np.ones((4, 2)), _PARAMS)
 
 
 def test_features_of_exactly_a_million_are_not_called_unscaled():
@@ -544,7 +554,7 @@ def test_features_of_exactly_a_million_are_not_called_unscaled():
     with pytest.warns(UserWarning, match=re.escape(
         "where the loss is stuck at the margin. Lower learning_rate"
     )):  # fmt: skip
-        checks.warn_if_collapsed(X, np.ones((3, 2)), _PARAMS)
+        _collapse(X, np.ones((3, 2)), _PARAMS)
 
 
 def test_a_users_encoder_takes_images_as_given():
@@ -570,4 +580,4 @@ def test_transform_reads_an_object_array_of_numbers_as_float64():
 def test_a_collapse_away_from_the_origin_is_measured_around_its_own_centre():
     X = np.arange(200.0).reshape(100, 2)
     with pytest.warns(UserWarning, match="collapsed"):
-        checks.warn_if_collapsed(X, _around([3, 1], 1e-5), _PARAMS)
+        _collapse(X, _around([3, 1], 1e-5), _PARAMS)

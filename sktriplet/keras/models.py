@@ -10,7 +10,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from ..inference import CHUNK_ROWS, embed_in_chunks
+from ..inference import CHUNK_ROWS, DenseForward, embed_in_chunks
 from . import devices
 from .encoders import copy_state, encoder_output_dim
 from .layers import L2Normalization, RandomShift, Standardization
@@ -25,6 +25,7 @@ __all__ = [
     "as_numpy",
     "chunk_embedder",
     "embed",
+    "embedder",
     "inference_function",
 ]
 
@@ -289,6 +290,17 @@ def embed(encoder: keras.Model, X, device: str = "auto") -> np.ndarray:
     return embed_in_chunks(
         X, chunk_embedder(encoder, device), encoder_output_dim(encoder), np.float32
     )
+
+
+def embedder(encoder: keras.Model, device: str = "auto"):
+    """How :class:`~sktriplet.fitted.FittedEncoder` embeds with ``encoder``: the
+    function of one chunk of rows, and the dtype chunks are cast to (None:
+    the rows' own) -- the numpy pass of a dense stack
+    (:class:`~sktriplet.inference.DenseForward`), else :func:`chunk_embedder`."""
+    forward = DenseForward.from_keras(encoder)
+    if forward is not None:
+        return forward, None
+    return chunk_embedder(encoder, device), np.float32
 
 
 def chunk_embedder(encoder: keras.Model, device: str = "auto"):

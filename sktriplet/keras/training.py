@@ -17,8 +17,10 @@ import warnings
 from dataclasses import dataclass, field
 
 import keras
+import numpy as np
 
 from .._warnings import user_stacklevel
+from ..inference import embed_in_chunks
 from . import devices
 from .callbacks import (
     ADAPTIVE_CUTS,
@@ -28,6 +30,7 @@ from .callbacks import (
     _Watchdog,
 )
 from .encoders import build_encoder, copy_encoder
+from .models import embedder
 from .pipeline import input_of, steps_per_call
 from .pool import siamese_model_for
 from .tracing import own_traces
@@ -48,6 +51,9 @@ class TrainingResult:
     model: keras.Model | None = None
     n_components: int = 0
     optimizer_state: list | None = None
+    # The embeddings of the plan's check_rows and label_rows (or None).
+    check_embedding: np.ndarray | None = None
+    label_embedding: np.ndarray | None = None
 
 
 def fit_encoder(plan, X, y, fitted=None) -> TrainingResult:
@@ -109,7 +115,30 @@ def fit_encoder(plan, X, y, fitted=None) -> TrainingResult:
         )
     result.model, result.n_components = encoder, n_components
     result.optimizer_state = optimizer_state
+    result.check_embedding, result.label_embedding = _embeddings(
+        encoder, n_components, X, plan
+    )
     return result
+
+
+def _embeddings(encoder, n_components: int, X, plan) -> list:
+    """The embeddings by the trained ``encoder`` that ``plan`` asks for, as
+    :class:`~sktriplet.fitted.FittedEncoder` would compute them: of its
+    ``check_rows`` (on any device), and of its ``label_rows`` (on the plan's;
+    of every row of X unless they are a share), each None when not asked."""
+    wanted = [(plan.check_rows, "auto"), (plan.label_rows, plan.device)]
+    if plan.label_rows is not None and not plan.label_share:
+        wanted[1] = (slice(None), plan.device)
+    embeddings = []
+    for rows, device in wanted:
+        if rows is None:
+            embeddings.append(None)
+            continue
+        embed_chunk, chunk_dtype = embedder(encoder, device)
+        embeddings.append(
+            embed_in_chunks(X[rows], embed_chunk, n_components, chunk_dtype)
+        )
+    return embeddings
 
 
 def _schedule(plan) -> keras.callbacks.Callback | None:
