@@ -31,7 +31,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 import numpy as np  # noqa: E402
 from isolate import run_job  # noqa: E402
 from peers import NEURAL, PEERS  # noqa: E402
-from run import evaluate, mean_row, method, preload, print_table  # noqa: E402
+from report import mean_row, print_table  # noqa: E402
+from run import evaluate, method, preload  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402

@@ -24,6 +24,7 @@ SHARED = {
     "peers": "the peers sktriplet is measured against, behind one interface",
     "isolate": "each job in a fresh interpreter; crashes and time-outs reported",
     "data": "the data sets and splits that several benchmarks use",
+    "report": "the result columns and the tables that print them, with ratios",
 }
 
 # name: (the question it answers, the docs file that keeps its output)

@@ -26,7 +26,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
 from isolate import run_job  # noqa: E402
-from run import COLUMNS, LOAD, evaluate, method, preload, print_table  # noqa: E402
+from report import COLUMNS, LOAD, print_table  # noqa: E402
+from run import evaluate, method, preload  # noqa: E402
 from seeds import parse  # noqa: E402
 from sklearn.datasets import load_breast_cancer, load_iris, load_wine  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
