@@ -13,6 +13,7 @@ and the user guide quote them).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -115,9 +116,15 @@ BENCHMARKS = {
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         width = max(map(len, BENCHMARKS))
-        for name, (question, docs) in BENCHMARKS.items():
-            print(f"{name:<{width}}  {question}\n{'':<{width}}  -> {docs}")
-        print(f"\nrun one: python {Path(__file__).name} NAME [its arguments]")
+        lines = [
+            f"{name:<{width}}  {question}\n{'':<{width}}  -> {docs}"
+            for name, (question, docs) in BENCHMARKS.items()
+        ]
+        lines.append(f"\nrun one: python benchmarks/{Path(__file__).name} NAME [its arguments]")
+        try:
+            print("\n".join(lines), flush=True)
+        except BrokenPipeError:  # | head: stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     name, *rest = argv
     if name not in BENCHMARKS:
