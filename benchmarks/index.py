@@ -120,7 +120,8 @@ def main(argv: list[str]) -> int:
             f"{name:<{width}}  {question}\n{'':<{width}}  -> {docs}"
             for name, (question, docs) in BENCHMARKS.items()
         ]
-        lines.append(f"\nrun one: python benchmarks/{Path(__file__).name} NAME [its arguments]")
+        script = f"benchmarks/{Path(__file__).name}"
+        lines.append(f"\nrun one: python {script} NAME [its arguments]")
         try:
             print("\n".join(lines), flush=True)
         except BrokenPipeError:  # | head: stop quietly

@@ -2,6 +2,8 @@
 geometry of the training rows, and the 1-NN classifier fed by the embedding
 does at least as well as on the raw features."""
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
@@ -220,3 +222,93 @@ def test_onnx_computes_the_start_as_transform_does():
     X32 = X.astype(np.float32)
     (onnx_out,) = session.run(None, {session.get_inputs()[0].name: X32})
     np.testing.assert_allclose(onnx_out, emb.transform(X32), atol=1e-5)
+
+
+# What the plan measures of the raw features (held to it by mutation testing) --
+
+
+def test_the_start_is_float32_and_computed_in_float64_from_any_input():
+    X, _ = _classes(5, n_features=10)
+    start64 = principal_start(X, np.arange(20), 12, seed=0)
+    start32 = principal_start(X.astype(np.float32), np.arange(20), 12, seed=0)
+    start_of_32 = principal_start(
+        X.astype(np.float32).astype(np.float64), np.arange(20), 12, seed=0
+    )
+    for a, b, c in zip(start64, start32, start_of_32):
+        assert a.dtype == b.dtype == np.float32
+        np.testing.assert_array_equal(b, c)  # float32 rows read as float64
+
+
+@pytest.mark.parametrize(
+    "X",
+    [
+        np.ones((6, 3)),  # constant rows
+        np.tile([1.0, 2.0, 5.0], (6, 1)),  # identical rows of different values
+        np.array([[1.0, 2.0, 5.0]]),  # one row
+    ],
+)
+def test_rows_without_spread_start_from_orthonormal_axes_without_warnings(X):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kernel, bias = principal_start(X, np.arange(len(X)), 3, seed=0)
+    axes = kernel / START_SCALE
+    np.testing.assert_allclose(axes.T @ axes, np.eye(3), atol=1e-6)
+    np.testing.assert_allclose(X[:1] @ kernel + bias, 0, atol=1e-4)
+
+
+@pytest.mark.parametrize("scale", [1e-5, 1.0, 1e5])
+def test_two_rows_or_rows_of_any_scale_keep_their_distances(scale):
+    # Fewer axes than features: only the principal ones keep the distances.
+    X = np.random.RandomState(0).normal(size=(20, 30)) * scale
+    for n_rows, n_components in ((2, 3), (20, 19)):
+        Z = X[:n_rows]
+        kernel, bias = principal_start(Z, np.arange(n_rows), n_components, seed=0)
+        mapped = (Z @ kernel + bias) / START_SCALE
+        np.testing.assert_allclose(
+            np.linalg.norm(mapped[0] - mapped[1:], axis=1),
+            np.linalg.norm(Z[0] - Z[1:], axis=1),
+            rtol=1e-4,
+        )
+
+
+def test_a_share_of_many_rows_is_drawn_without_repeats_by_the_seed(monkeypatch):
+    from sktriplet import _geometry
+
+    monkeypatch.setattr(_geometry, "MAX_START_ROWS", 50)
+    X, _ = _classes(100, n_classes=2)
+    read = []
+
+    class Recorder(np.ndarray):
+        def __getitem__(self, index):
+            read.append(np.asarray(index))
+            return np.asarray(self)[index]
+
+    starts = [principal_start(X.view(Recorder), np.arange(200), 3, seed=s)
+              for s in (1, 1, 2)]  # fmt: skip
+    assert all(len(np.unique(rows)) == 50 for rows in read)
+    np.testing.assert_array_equal(read[0], read[1])
+    assert not np.array_equal(read[0], read[2])
+    np.testing.assert_array_equal(starts[0][0], starts[1][0])
+
+
+def test_the_randomised_principal_axes_of_wide_data_follow_the_seed():
+    # 600 rows of 100 features, 10 axes: scikit-learn picks its randomised
+    # solver, whose draws the seed fixes.
+    X = np.random.RandomState(0).normal(size=(600, 100))
+    first, second = (principal_start(X, np.arange(600), 10, seed=4) for _ in "ab")
+    np.testing.assert_array_equal(first[0], second[0])
+
+
+def test_sample_inputs_say_whether_rows_are_one_sample_and_their_largest_value():
+    from sktriplet._geometry import sample_inputs
+
+    rows = np.arange(3)
+    assert sample_inputs(np.tile([1.0, -2.0], (3, 1)), rows) == (True, 2.0)
+    assert sample_inputs(np.array([[0.1, 0.2], [0.1, 0.3], [0.0, 0.2]]), rows) == (
+        False,
+        0.3,
+    )
+    images = np.tile(np.arange(8.0).reshape(2, 2, 2), (3, 1, 1, 1))
+    assert sample_inputs(images, rows) == (True, 7.0)
+    images[1, 0, 0, 0] = -9.0
+    assert sample_inputs(images, rows) == (False, 9.0)
