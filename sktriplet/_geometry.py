@@ -39,8 +39,8 @@ FEW_ROWS_PER_CLASS = 50
 # The start's principal axes have this length.  The embedding is normalised, so
 # the length changes only how fast Adam's steps (about ``learning_rate`` per
 # weight) turn the start away from the raw geometry: a twentieth as fast as
-# from unit axes.  Chosen on the digits and the wine at 3-30 rows a class
-# (docs/few_rows.txt; 10 and 40 did less well).
+# from unit axes.  Chosen among 10, 20 and 40 in exploratory runs on the
+# digits at 3-30 rows a class (a script not kept; not in docs/few_rows.txt).
 START_SCALE = 20.0
 # The principal axes are fitted on at most this many training rows.
 MAX_START_ROWS = 10_000

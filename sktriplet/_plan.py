@@ -64,8 +64,9 @@ SCORING_RATIO = 60
 AUTO_INPUT_NOISE = 0.5
 NOISE_ROWS_PER_CLASS = 1_600
 # Below FEW_ROWS_PER_CLASS, where the MLP starts from the raw geometry, "auto"
-# is this level: on the digits and the wine at 3-30 rows a class it gave the
-# held-out 1-NN accuracy that 0.5 fell short of (docs/few_rows.txt).
+# is this level: at 0.5 the held-out 1-NN accuracy trailed raw features or NCA
+# on the digits at 10 rows a class and the wine at 5, at 0.25 nowhere, at a
+# cost in MAP@R at most sizes (docs/few_rows.txt).
 FEW_ROWS_INPUT_NOISE = 0.25
 # "auto" weight decay of the default MLP (Adam's, decoupled).  Measured on the
 # scaling data from 2000 to 128000 rows, the digits and the many-class sets

@@ -3,9 +3,9 @@
 Self-training, as :class:`sklearn.semi_supervised.SelfTrainingClassifier` does
 it for classifiers: after a fit, the unlabelled samples that the embedding
 places confidently in one class take that class as a label, and the encoder is
-trained again: the estimator plans and runs each round, and
-:func:`next_labels` labels over the embedding the run returns.  Plain numpy
-and scikit-learn.
+trained again: the estimator plans and runs each of the :class:`Rounds`,
+which labels over the embedding each run returns.  Plain numpy and
+scikit-learn.
 """
 
 from __future__ import annotations
@@ -108,29 +108,44 @@ def _knn_graph(nearest: np.ndarray, n_neighbors: int):
     return kernel
 
 
-def labelling_rounds(params: dict, y_codes, partial: bool) -> int:
-    """How many rounds of self-training follow a fit on the class codes
-    ``y_codes``: ``pseudo_label_rounds`` when some rows are unlabelled (never
-    in ``partial_fit``, nor for a multi-label ``y``), else none."""
-    if partial or y_codes.ndim != 1 or not np.any(y_codes == UNLABELLED):
-        return 0
-    return params["pseudo_label_rounds"]
+class Rounds:
+    """The training runs of a fit: the first, then up to
+    ``pseudo_label_rounds`` of self-training when some rows of the class codes
+    ``y_codes`` are unlabelled (never in ``partial_fit``, nor for a
+    multi-label ``y``).
 
-
-def next_labels(embedding, plan, y_codes):
-    """The class codes of the next round of self-training after the run of
-    ``plan`` (whose ``label_rows`` it embedded into ``embedding``, see
-    :class:`~sktriplet._plan.FitPlan`): ``y_codes`` with its unlabelled
-    training rows that the embedding places confidently in a class labelled
-    (:func:`pseudo_labels`).  None when the plan asked for no labelling or no
-    row takes a label; the next round trains from a new start, holding out
-    the same rows.
+    Iterating gives each run's ``(y, split, label)``: the class codes to train
+    on, the ``(train_rows, validation_rows)`` to keep (None: the plan draws
+    them) and whether the plan asks the run to embed the rows to label.
+    After each run, :meth:`trained` labels over the embedding it returned
+    (:func:`pseudo_labels`); no other run follows when no row takes a label.
+    The next round trains from a new start, holding out the same rows.
     """
-    rows = plan.label_rows
-    if rows is None:
-        return None
-    if not plan.label_share:  # the embedding of every row of X
-        embedding = embedding[rows]
-    y_round = y_codes.copy()
-    y_round[rows] = pseudo_labels(embedding, y_codes[rows])
-    return None if np.array_equal(y_round, y_codes) else y_round
+
+    def __init__(self, params: dict, y_codes, partial: bool) -> None:
+        partly = y_codes.ndim == 1 and bool(np.any(y_codes == UNLABELLED))
+        self._count = params["pseudo_label_rounds"] if partly and not partial else 0
+        self._y_codes = y_codes
+        self._next = (y_codes, None)
+
+    def __iter__(self):
+        for i in range(self._count + 1):
+            if self._next is None:
+                return
+            (y, split), self._next = self._next, None
+            yield y, split, i < self._count
+
+    def trained(self, plan, result) -> None:
+        """Label over the embedding that the run of ``plan`` returned (of its
+        ``label_rows``, see :class:`~sktriplet._plan.FitPlan`), for the next
+        run."""
+        rows = plan.label_rows
+        if rows is None:
+            return
+        embedding = result.label_embedding
+        if not plan.label_share:  # the embedding of every row of X
+            embedding = embedding[rows]
+        y_round = self._y_codes.copy()
+        y_round[rows] = pseudo_labels(embedding, self._y_codes[rows])
+        if not np.array_equal(y_round, self._y_codes):
+            self._next = (y_round, (plan.train_rows, plan.validation_rows))

@@ -347,16 +347,13 @@ class TripletEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
         # Plan, then train in the Keras package; self-training rounds train
         # again with unlabelled rows labelled over the embedding just learned.
-        rounds = self_training.labelling_rounds(params, y_codes, partial)
-        fitted, y_round, split = self._encoder if warm_start else None, y_codes, None
-        for i in range(rounds + 1):
+        rounds = self_training.Rounds(params, y_codes, partial)
+        fitted = self._encoder if warm_start else None
+        for y_round, split, label in rounds:
             plan = plan_fit(params, X, y_round, rng, partial=partial, split=split,
-                            continues=warm_start, label=i < rounds)  # fmt: skip
+                            continues=warm_start, label=label)  # fmt: skip
             result = fit_encoder(plan, X, y_round, fitted)
-            y_round = self_training.next_labels(result.label_embedding, plan, y_codes)
-            if y_round is None:
-                break
-            split = (plan.train_rows, plan.validation_rows)
+            rounds.trained(plan, result)
 
         # Commit the fitted state only once training has succeeded.
         history = result.history

@@ -205,23 +205,23 @@ class DenseForward:
                 return None
         return cls(layers, normalize, start)
 
-    def _weights_as(self, dtype: np.dtype) -> list:
-        """The layers, then the start (or None), with their weights cast to
+    def _weights_as(self, dtype: np.dtype) -> tuple:
+        """The layers and the start (or None), with their weights cast to
         ``dtype`` (cached per dtype)."""
         if dtype not in self._cast:
-            self._cast[dtype] = [
+            layers = [
                 (w.astype(dtype), None if b is None else b.astype(dtype), act)
                 for w, b, act in self.layers
-            ] + [
-                None
-                if self.start is None
-                else tuple(w.astype(dtype) for w in self.start)
             ]
+            start = None
+            if self.start is not None:
+                start = tuple(w.astype(dtype) for w in self.start)
+            self._cast[dtype] = layers, start
         return self._cast[dtype]
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         """Embed the rows of ``X``; the output has ``X``'s float dtype."""
-        *layers, start = self._weights_as(X.dtype)
+        layers, start = self._weights_as(X.dtype)
         h = X
         for w, b, activation in layers:
             h = h @ w

@@ -13,11 +13,10 @@ from sklearn.preprocessing import StandardScaler
 from sktriplet import TripletEmbedder
 from sktriplet._geometry import FEW_ROWS_PER_CLASS, START_SCALE, principal_start
 from sktriplet._plan import AUTO_INPUT_NOISE, FEW_ROWS_INPUT_NOISE, plan_fit
-from sktriplet.estimator import TripletEmbedder as _Estimator
 
 
 def _params(**changed):
-    params = _Estimator().get_params()
+    params = TripletEmbedder().get_params()
     params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
     return {**params, **changed}
 
@@ -69,20 +68,26 @@ def test_the_start_is_fixed_by_its_seed_and_copes_with_constant_rows():
     np.testing.assert_allclose(np.ones((1, 3)) @ kernel + bias, 0, atol=1e-5)
 
 
+def _recording(X):
+    """``X`` as an array that records, in ``.read``, each index it is read by."""
+
+    class Recorder(np.ndarray):
+        read = []
+
+        def __getitem__(self, index):
+            self.read.append(np.asarray(index))
+            return np.asarray(self)[index]
+
+    return X.view(Recorder)
+
+
 def test_the_start_reads_a_bounded_sample_of_many_rows(monkeypatch):
     from sktriplet import _geometry
 
     monkeypatch.setattr(_geometry, "MAX_START_ROWS", 50)
-    X, _ = _classes(100, n_classes=2)
-    read = []
-
-    class Recorder(np.ndarray):
-        def __getitem__(self, index):
-            read.append(np.size(index))
-            return np.asarray(self)[index]
-
-    principal_start(X.view(Recorder), np.arange(200), 3, seed=0)
-    assert read == [50]
+    X = _recording(_classes(100, n_classes=2)[0])
+    principal_start(X, np.arange(200), 3, seed=0)
+    assert [np.size(index) for index in X.read] == [50]
 
 
 # When fit starts from it -----------------------------------------------------
@@ -275,16 +280,9 @@ def test_a_share_of_many_rows_is_drawn_without_repeats_by_the_seed(monkeypatch):
     from sktriplet import _geometry
 
     monkeypatch.setattr(_geometry, "MAX_START_ROWS", 50)
-    X, _ = _classes(100, n_classes=2)
-    read = []
-
-    class Recorder(np.ndarray):
-        def __getitem__(self, index):
-            read.append(np.asarray(index))
-            return np.asarray(self)[index]
-
-    starts = [principal_start(X.view(Recorder), np.arange(200), 3, seed=s)
-              for s in (1, 1, 2)]  # fmt: skip
+    X = _recording(_classes(100, n_classes=2)[0])
+    read = X.read
+    starts = [principal_start(X, np.arange(200), 3, seed=s) for s in (1, 1, 2)]
     assert all(len(np.unique(rows)) == 50 for rows in read)
     np.testing.assert_array_equal(read[0], read[1])
     assert not np.array_equal(read[0], read[2])
